@@ -1,0 +1,39 @@
+# SimpleCalls — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test install migrate demo messages bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+run: demo
+	@echo "SimpleCalls on http://127.0.0.1:$(PORT)/  (Ctrl+C stops it)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(PY) -m pytest
+
+messages: install
+	$(PY) manage.py makemessages -l ru -l en --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*'
+	$(PY) manage.py compilemessages --ignore '.venv/*'
+
+bench: install
+	$(PY) manage.py bench_import
+	$(PY) manage.py bench_lookup
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache

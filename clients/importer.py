@@ -1,0 +1,290 @@
+"""Bulk import of clients from CSV: upsert by card number, else by phone; bad rows reported, not fatal."""
+
+import csv
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
+
+from clients.models import AdSource, CardType, Client, search_name
+from clients.phones import phone_parse
+
+PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work")
+NAME_FIELDS = {"last_name", "first_name", "middle_name"}
+TEXT_FIELDS = {
+    "last_name": 100, "first_name": 100, "middle_name": 100, "email": 254, "city": 100, "postcode": 20,
+    "street": 200, "house": 20, "building": 20, "flat": 20, "card_number": 50, "comment": 10_000,
+}
+INT_FIELDS = {"birth_day": (1, 31), "birth_month": (1, 12), "birth_year": (1900, 2100), "importance": (1, 4)}
+BOOL_FIELDS = ("no_sms", "blacklisted")
+DICTIONARY_FIELDS = {"ad_source": AdSource, "card_type": CardType}
+COLUMNS = (
+    "last_name", "first_name", "middle_name", "sex", "birth_day", "birth_month", "birth_year",
+    *PHONE_FIELDS, "email", "no_sms", "city", "postcode", "street", "house", "building", "flat",
+    "ad_source", "card_number", "card_type", "importance", "status", "blacklisted", "call_back_on", "comment",
+)
+SEX = {"m": "m", "м": "m", "муж": "m", "мужской": "m", "male": "m", "f": "f", "ж": "f", "жен": "f", "женский": "f", "female": "f"}
+TRUE = {"1", "да", "yes", "true", "y", "д", "+"}
+FALSE = {"0", "нет", "no", "false", "n", "н", "-"}
+STATUS = {value: value for value in Client.Status.values} | {str(label).lower(): value for value, label in Client.Status.choices}
+BATCH = 5000
+
+
+class RowError(ValueError):
+    pass
+
+
+class FileError(ValueError):
+    """A problem with the whole file: nothing is imported."""
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    dictionary_entries_created: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.created + self.updated + self.unchanged + self.skipped
+
+
+def parse_phone(value: str) -> str:
+    number = phone_parse(value)
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise RowError(f"“{value}” is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_date(value: str) -> datetime.date:
+    for pattern in ("%d.%m.%Y", "%Y-%m-%d"):
+        try:
+            return datetime.datetime.strptime(value, pattern).date()
+        except ValueError:
+            pass
+    raise RowError(f"“{value}” is not a date (dd.mm.yyyy)")
+
+
+def parse_cell(name: str, value: str):
+    """One non-empty cell → the model's value, or RowError saying what is wrong."""
+    if name in TEXT_FIELDS:
+        if len(value) > TEXT_FIELDS[name]:
+            raise RowError(f"{name} is longer than {TEXT_FIELDS[name]} characters")
+        if name == "email":
+            try:
+                validate_email(value)
+            except ValidationError:
+                raise RowError(f"“{value}” is not an email address") from None
+        return value
+    if name in PHONE_FIELDS:
+        return parse_phone(value)
+    if name in INT_FIELDS:
+        low, high = INT_FIELDS[name]
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise RowError(f"{name} must be a number from {low} to {high}, not “{value}”")
+        return int(value)
+    if name in BOOL_FIELDS:
+        lowered = value.lower()
+        if lowered in TRUE or lowered in FALSE:
+            return lowered in TRUE
+        raise RowError(f"{name} must be yes/no (1/0, да/нет), not “{value}”")
+    if name == "sex":
+        if value.lower() not in SEX:
+            raise RowError(f"sex must be m/f (м/ж), not “{value}”")
+        return SEX[value.lower()]
+    if name == "status":
+        if value.lower() not in STATUS:
+            raise RowError(f"status must be one of {', '.join(Client.Status.values)}, not “{value}”")
+        return STATUS[value.lower()]
+    if name == "call_back_on":
+        return parse_date(value)
+    return value  # dictionary names, resolved per batch
+
+
+def parse_row(header: list[str], cells: list[str]) -> dict:
+    if len(cells) != len(header):
+        raise RowError(f"{len(cells)} cells where the header has {len(header)}")
+    values = {}
+    for name, raw in zip(header, cells):
+        value = raw.strip()
+        if value:
+            values[name] = parse_cell(name, value)
+    if not any(values.get(name) for name in ("last_name", "first_name", "card_number", *PHONE_FIELDS)):
+        raise RowError("the row has no name, phone or card number")
+    return values
+
+
+def read_header(reader) -> list[str]:
+    try:
+        header = [name.strip().lower().lstrip("\ufeff") for name in next(reader)]
+    except StopIteration:
+        raise FileError("the file is empty") from None
+    unknown = [name for name in header if name not in COLUMNS]
+    if unknown:
+        raise FileError(f"unknown column(s) {', '.join(unknown)}; the columns are: {', '.join(COLUMNS)}")
+    if len(set(header)) != len(header):
+        raise FileError("a column appears twice in the header")
+    return header
+
+
+class Upserter:
+    """Matches each parsed row to an existing client, then writes a batch with bulk operations."""
+
+    def __init__(self, report: ImportReport, on_error: Callable[[int, str], None] | None):
+        self.report = report
+        self.on_error = on_error
+        self.dictionaries = {name: {entry.name.lower(): entry.pk for entry in model.objects.all()} for name, model in DICTIONARY_FIELDS.items()}
+
+    def write(self, batch: list[tuple[int, dict]]) -> None:
+        existing = {row["id"]: row for row in self.existing_for(batch)}
+        by_card = {row["card_number"]: row for row in existing.values() if row["card_number"]}
+        by_phone: dict[str, list[dict]] = {}
+        for row in existing.values():
+            self.index(row, by_card, by_phone)
+        new: list[dict] = []
+        changed: dict[int, set[str]] = {}
+        for line, values in batch:
+            self.resolve_dictionaries(values)
+            try:
+                target = self.match(values, by_card, by_phone)
+            except RowError as error:
+                self.skip(line, str(error))
+                continue
+            if target is None:
+                target = {"id": None, **values}
+                new.append(target)
+                self.report.created += 1
+            else:
+                changes = {name: value for name, value in values.items() if target.get(name) != value}
+                if not changes:
+                    self.report.unchanged += 1
+                    continue
+                target.update(changes)
+                if NAME_FIELDS & changes.keys():
+                    changes["search_name"] = target["search_name"] = row_search_name(target)
+                self.report.updated += 1
+                if target["id"] is not None:
+                    changed.setdefault(target["id"], set()).update(changes)
+            self.index(target, by_card, by_phone)
+        Client.objects.bulk_create([Client(**model_values(row)) for row in new], batch_size=1000)
+        if changed:
+            fields = sorted(set().union(*changed.values()))
+            objects = [Client(pk=pk, **model_values({name: existing[pk][name] for name in fields})) for pk in changed]
+            Client.objects.bulk_update(objects, [model_field(name) for name in fields], batch_size=500)
+
+    def existing_for(self, batch: list[tuple[int, dict]]) -> list[dict]:
+        cards = {values["card_number"] for _, values in batch if values.get("card_number")}
+        phones = {values[name] for _, values in batch for name in PHONE_FIELDS if values.get(name)}
+        condition = Q(card_number__in=cards)
+        for name in PHONE_FIELDS:
+            condition |= Q(**{f"{name}__in": phones})
+        # Phones are read as plain strings: the field's own converter would re-parse every number.
+        raw = {f"raw_{name}": Cast(name, CharField()) for name in PHONE_FIELDS}
+        fields = [name for name in COLUMNS if name not in PHONE_FIELDS and name not in DICTIONARY_FIELDS]
+        rows = Client.objects.filter(condition).values("id", *fields, "search_name", "ad_source_id", "card_type_id", **raw)
+        existing = []
+        for row in rows:
+            for name in PHONE_FIELDS:
+                row[name] = row.pop(f"raw_{name}") or None
+            row["ad_source"], row["card_type"] = row.pop("ad_source_id"), row.pop("card_type_id")
+            existing.append(row)
+        return existing
+
+    def resolve_dictionaries(self, values: dict) -> None:
+        for name, model in DICTIONARY_FIELDS.items():
+            if name in values:
+                known = self.dictionaries[name]
+                key = values[name].lower()
+                if key not in known:
+                    known[key] = model.objects.create(name=values[name][:200]).pk
+                    self.report.dictionary_entries_created += 1
+                values[name] = known[key]
+
+    def match(self, values: dict, by_card: dict, by_phone: dict) -> dict | None:
+        if values.get("card_number"):
+            return by_card.get(values["card_number"])
+        found = {id(row): row for name in PHONE_FIELDS if values.get(name) for row in by_phone.get(values[name], [])}
+        if len(found) > 1:
+            raise RowError(f"its phone matches {len(found)} clients; add a card number to say which")
+        return next(iter(found.values()), None)
+
+    def index(self, row: dict, by_card: dict, by_phone: dict) -> None:
+        if row.get("card_number"):
+            by_card[row["card_number"]] = row
+        for name in PHONE_FIELDS:
+            if row.get(name) and row not in by_phone.setdefault(row[name], []):
+                by_phone[row[name]].append(row)
+
+    def skip(self, line: int, reason: str) -> None:
+        self.report.skipped += 1
+        self.report.errors.append((line, reason))
+        if self.on_error:
+            self.on_error(line, reason)
+
+
+def row_search_name(row: dict) -> str:
+    return search_name(row.get("last_name") or "", row.get("first_name") or "", row.get("middle_name") or "")
+
+
+def model_field(name: str) -> str:
+    return f"{name}_id" if name in DICTIONARY_FIELDS else name
+
+
+def model_values(row: dict) -> dict:
+    """Column values as Client(**kwargs): no id, foreign keys by id, None as the field's empty value."""
+    empty = {name: "" for name in (*TEXT_FIELDS, "sex", "status")}
+    return {model_field(name): empty.get(name) if value is None else value for name, value in row.items() if name != "id"}
+
+
+def client_import_csv(
+    lines: Iterable[str],
+    *,
+    delimiter: str = ",",
+    dry_run: bool = False,
+    on_row: Callable[[], None] | None = None,
+    on_error: Callable[[int, str], None] | None = None,
+) -> ImportReport:
+    """Import a CSV with a header row. Bad rows are skipped and reported; the rest commit together."""
+    report = ImportReport()
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        with transaction.atomic():
+            import_rows(reader, report, dry_run=dry_run, on_row=on_row, on_error=on_error)
+    except UnicodeDecodeError:
+        raise FileError(f"line {reader.line_num + 1} is not in the file's encoding (UTF-8 unless --encoding says otherwise, e.g. cp1251)") from None
+    except csv.Error as error:
+        raise FileError(f"line {reader.line_num}: {error}") from None
+    return report
+
+
+def import_rows(reader, report: ImportReport, *, dry_run: bool, on_row, on_error) -> None:
+    header = read_header(reader)
+    upserter = Upserter(report, on_error)
+    batch: list[tuple[int, dict]] = []
+    for cells in reader:
+        line = reader.line_num
+        if on_row:
+            on_row()
+        if not any(cell.strip() for cell in cells):
+            continue
+        try:
+            batch.append((line, parse_row(header, cells)))
+        except RowError as error:
+            upserter.skip(line, str(error))
+            continue
+        if len(batch) >= BATCH:
+            upserter.write(batch)
+            batch = []
+    upserter.write(batch)
+    if dry_run:
+        transaction.set_rollback(True)
+

@@ -1,0 +1,127 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+def search_name(*parts: str) -> str:
+    return " ".join(part for part in parts if part).casefold()
+
+
+class DictionaryEntry(models.Model):
+    """An administrator-managed list item: hidden from forms when inactive, kept on old records."""
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["position", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class AdSource(DictionaryEntry):
+    class Meta(DictionaryEntry.Meta):
+        verbose_name = _("advertising source")
+        verbose_name_plural = _("advertising sources")
+
+
+class CardType(DictionaryEntry):
+    class Meta(DictionaryEntry.Meta):
+        verbose_name = _("card type")
+        verbose_name_plural = _("card types")
+
+
+class ClientQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for client in objs:
+            client.search_name = client.compute_search_name()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class Client(models.Model):
+    class Sex(models.TextChoices):
+        MALE = "m", _("male")
+        FEMALE = "f", _("female")
+
+    class Importance(models.IntegerChoices):
+        LOW = 1, _("low")
+        NORMAL = 2, _("normal")
+        HIGH = 3, _("high")
+        VIP = 4, _("VIP")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        POTENTIAL = "potential", _("potential")
+        INACTIVE = "inactive", _("inactive")
+
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    middle_name = models.CharField(_("patronymic"), max_length=100, blank=True)
+    sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices, blank=True)
+    birth_day = models.PositiveSmallIntegerField(_("birthday"), null=True, blank=True)
+    birth_month = models.PositiveSmallIntegerField(_("birth month"), null=True, blank=True)
+    birth_year = models.PositiveSmallIntegerField(_("birth year"), null=True, blank=True)
+    phone_mobile = PhoneNumberField(_("mobile phone"), null=True, blank=True)
+    phone_home = PhoneNumberField(_("home phone"), null=True, blank=True)
+    phone_work = PhoneNumberField(_("work phone"), null=True, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    no_sms = models.BooleanField(_("do not send SMS"), default=False)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    street = models.CharField(_("street"), max_length=200, blank=True)
+    house = models.CharField(_("house"), max_length=20, blank=True)
+    building = models.CharField(_("building"), max_length=20, blank=True)
+    flat = models.CharField(_("flat"), max_length=20, blank=True)
+    ad_source = models.ForeignKey(AdSource, models.PROTECT, verbose_name=_("advertising source"), null=True, blank=True)
+    card_number = models.CharField(_("card number"), max_length=50, blank=True, db_index=True)
+    card_type = models.ForeignKey(CardType, models.PROTECT, verbose_name=_("card type"), null=True, blank=True)
+    importance = models.PositiveSmallIntegerField(_("importance"), choices=Importance.choices, null=True, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, blank=True)
+    blacklisted = models.BooleanField(_("client is blacklisted"), default=False)
+    call_back_on = models.DateField(_("call back on"), null=True, blank=True)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("responsible manager"), null=True, blank=True, related_name="managed_clients"
+    )
+    comment = models.TextField(_("comment"), blank=True)
+    # Case-folded name for search: SQLite's LIKE folds only ASCII, and Cyrillic names must match too.
+    search_name = models.CharField(max_length=310, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ClientQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        ordering = ["last_name", "first_name", "middle_name", "id"]
+        # Empty phones are NULL and left out of the partial indexes: a lookup reads only real numbers.
+        indexes = [
+            models.Index(fields=["last_name", "first_name"], name="client_name_idx"),
+            *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
+              for name in ("phone_mobile", "phone_home", "phone_work")),
+        ]
+
+    def save(self, *args, **kwargs):
+        self.search_name = self.compute_search_name()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "search_name"}
+        super().save(*args, **kwargs)
+
+    def compute_search_name(self) -> str:
+        return search_name(self.last_name, self.first_name, self.middle_name)
+
+    def __str__(self):
+        return self.full_name or str(self.phones[0] if self.phones else _("client #%(id)s") % {"id": self.pk})
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.last_name, self.first_name, self.middle_name) if part)
+
+    @property
+    def phones(self) -> list:
+        return [phone for phone in (self.phone_mobile, self.phone_home, self.phone_work) if phone]

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from history import views
+
+app_name = "history"
+urlpatterns = [
+    path("", views.call_list, name="list"),
+]
