@@ -1,0 +1,126 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from clients.models import AdSource, CardType, Client
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "last_name,first_name,middle_name,sex,phone_mobile,phone_home,card_number,card_type,ad_source,birth_day,birth_month,birth_year,call_back_on,blacklisted\n"
+GOOD = (
+    "Савицкая,Наталья,Геннадьевна,ж,8 (495) 789-45-61,,A-1,Золотая,Сайт,8,8,1964,21.06.2026,да\n"
+    "Иванов,Иван,,м,+7 916 123-45-67,74993690439,,,,,,,,нет\n"
+)
+
+
+def run(tmp_path, text, *args, encoding="utf-8", name="clients.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_clients", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_it_imports_every_column_and_normalises_phones(tmp_path):
+    out, err = run(tmp_path, HEADER + GOOD)
+    assert "2 created, 0 updated, 0 unchanged, 0 skipped" in out and err == ""
+    savitskaya = Client.objects.get(card_number="A-1")
+    assert (savitskaya.full_name, savitskaya.sex, str(savitskaya.phone_mobile)) == ("Савицкая Наталья Геннадьевна", "f", "+74957894561")
+    assert (savitskaya.birth_day, savitskaya.birth_month, savitskaya.birth_year) == (8, 8, 1964)
+    assert savitskaya.card_type.name == "Золотая" and savitskaya.ad_source.name == "Сайт"
+    assert str(savitskaya.call_back_on) == "2026-06-21" and savitskaya.blacklisted
+    ivanov = Client.objects.get(last_name="Иванов")
+    assert str(ivanov.phone_home) == "+74993690439" and ivanov.phone_work is None and not ivanov.blacklisted
+    assert ivanov.search_name == "иванов иван"
+
+
+def test_reimporting_the_same_file_changes_nothing(tmp_path):
+    run(tmp_path, HEADER + GOOD)
+    before = list(Client.objects.order_by("pk").values())
+    out, _ = run(tmp_path, HEADER + GOOD)
+    assert "0 created, 0 updated, 2 unchanged, 0 skipped" in out
+    assert list(Client.objects.order_by("pk").values()) == before
+    assert CardType.objects.count() == 1 and AdSource.objects.count() == 1
+
+
+def test_it_updates_by_card_number_then_by_phone(tmp_path):
+    run(tmp_path, HEADER + GOOD)
+    changed = HEADER + "Савицкая,Наталья,Геннадьевна,ж,84957894562,,A-1,,,,,,,\nИванов,Иван,Иванович,,89161234567,,,,,,,,,\n"
+    out, _ = run(tmp_path, changed)
+    assert "0 created, 2 updated" in out
+    assert str(Client.objects.get(card_number="A-1").phone_mobile) == "+74957894562"
+    ivanov = Client.objects.get(last_name="Иванов")
+    assert ivanov.middle_name == "Иванович" and ivanov.search_name == "иванов иван иванович"
+    assert str(ivanov.phone_home) == "+74993690439", "an empty cell leaves the stored value alone"
+    assert Client.objects.count() == 2
+
+
+def test_every_bad_row_is_reported_with_its_line_and_the_rest_are_imported(tmp_path):
+    text = HEADER + GOOD + (
+        "Плохой,Телефон,,м,12345,,,,,,,,,\n"
+        "Плохая,Дата,,ж,89031112233,,,,,,,,31.02.2026,\n"
+        "Плохой,Пол,,x,89031112234,,,,,,,,,\n"
+        "Мало,Ячеек\n"
+        ",,,,,,,,,40,,,,\n"
+        "\"Много\nстрок\",Ок,,м,89031112235,,,,,,,,,\n"
+        "Плохой,День,,м,89031112236,,,,,32,,,,\n"
+    )
+    out, err = run(tmp_path, text)
+    assert "3 created, 0 updated, 0 unchanged, 6 skipped" in out
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("line 4:") and "12345" in lines[0]
+    assert lines[1].startswith("line 5:") and "31.02.2026" in lines[1]
+    assert lines[2].startswith("line 6:") and "sex" in lines[2]
+    assert lines[3].startswith("line 7:") and "2 cells" in lines[3]
+    assert lines[4].startswith("line 8:")
+    assert lines[5].startswith("line 11:") and "birth_day" in lines[5]
+    assert Client.objects.filter(last_name="Много\nстрок").exists()
+
+
+def test_an_ambiguous_phone_without_a_card_number_is_skipped_not_guessed(tmp_path):
+    Client.objects.create(last_name="Орлов", phone_home="84993690439")
+    Client.objects.create(last_name="Орлова", phone_home="84993690439")
+    out, err = run(tmp_path, "last_name,phone_home\nОрловы,84993690439\n")
+    assert "1 skipped" in out and "line 2: its phone matches 2 clients" in err
+    assert Client.objects.count() == 2
+
+
+def test_rows_repeating_a_card_number_in_one_file_make_one_client(tmp_path):
+    out, _ = run(tmp_path, "last_name,card_number\nПервый,C-9\nВторой,C-9\n")
+    assert "1 created, 1 updated" in out
+    assert list(Client.objects.values_list("last_name", flat=True)) == ["Второй"]
+
+
+def test_it_reads_cp1251_and_semicolons(tmp_path):
+    text = (HEADER + GOOD).replace(",", ";")
+    out, _ = run(tmp_path, text, "--encoding", "cp1251", "--delimiter", ";", encoding="cp1251")
+    assert "2 created" in out
+    assert Client.objects.get(card_number="A-1").last_name == "Савицкая"
+
+
+def test_a_cp1251_file_read_as_utf8_says_so_and_imports_nothing(tmp_path):
+    with pytest.raises(CommandError, match=r"line \d+ is not in the file's encoding.*cp1251.*nothing was imported"):
+        run(tmp_path, HEADER + GOOD, encoding="cp1251")
+    assert not Client.objects.exists()
+
+
+def test_an_unknown_column_stops_before_anything_is_read(tmp_path):
+    with pytest.raises(CommandError, match="unknown column.*surname"):
+        run(tmp_path, "surname,phone_mobile\nИванов,89161234567\n")
+
+
+def test_a_dry_run_counts_but_writes_nothing(tmp_path):
+    out, _ = run(tmp_path, HEADER + GOOD, "--dry-run")
+    assert out.startswith("dry run, nothing written: 2 created")
+    assert not Client.objects.exists() and not CardType.objects.exists()
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("import_clients", str(tmp_path / "nope.csv"))
+
+
+def test_a_bom_and_upper_case_header_are_accepted(tmp_path):
+    out, _ = run(tmp_path, "\ufeffLAST_NAME,Phone_Mobile\nИванов,89161234567\n")
+    assert "1 created" in out
