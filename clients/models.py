@@ -1,7 +1,11 @@
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from phonenumber_field.modelfields import PhoneNumberField
+
+from clients.fields import PhoneField
+from clients.phones import phone_normalize
+
+PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work")
 
 
 def search_name(*parts: str) -> str:
@@ -39,7 +43,7 @@ class ClientQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
         for client in objs:
-            client.search_name = client.compute_search_name()
+            client.prepare_for_save()
         return super().bulk_create(objs, *args, **kwargs)
 
 
@@ -66,9 +70,9 @@ class Client(models.Model):
     birth_day = models.PositiveSmallIntegerField(_("birthday"), null=True, blank=True)
     birth_month = models.PositiveSmallIntegerField(_("birth month"), null=True, blank=True)
     birth_year = models.PositiveSmallIntegerField(_("birth year"), null=True, blank=True)
-    phone_mobile = PhoneNumberField(_("mobile phone"), null=True, blank=True)
-    phone_home = PhoneNumberField(_("home phone"), null=True, blank=True)
-    phone_work = PhoneNumberField(_("work phone"), null=True, blank=True)
+    phone_mobile = PhoneField(_("mobile phone"), null=True, blank=True)
+    phone_home = PhoneField(_("home phone"), null=True, blank=True)
+    phone_work = PhoneField(_("work phone"), null=True, blank=True)
     email = models.EmailField(_("email"), blank=True)
     no_sms = models.BooleanField(_("do not send SMS"), default=False)
     city = models.CharField(_("city"), max_length=100, blank=True)
@@ -78,7 +82,7 @@ class Client(models.Model):
     building = models.CharField(_("building"), max_length=20, blank=True)
     flat = models.CharField(_("flat"), max_length=20, blank=True)
     ad_source = models.ForeignKey(AdSource, models.PROTECT, verbose_name=_("advertising source"), null=True, blank=True)
-    card_number = models.CharField(_("card number"), max_length=50, blank=True, db_index=True)
+    card_number = models.CharField(_("card number"), max_length=50, blank=True)
     card_type = models.ForeignKey(CardType, models.PROTECT, verbose_name=_("card type"), null=True, blank=True)
     importance = models.PositiveSmallIntegerField(_("importance"), choices=Importance.choices, null=True, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, blank=True)
@@ -102,18 +106,24 @@ class Client(models.Model):
         # Empty phones are NULL and left out of the partial indexes: a lookup reads only real numbers.
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="client_name_idx"),
+            models.Index(fields=["card_number"], name="client_card_number_idx"),
             *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
-              for name in ("phone_mobile", "phone_home", "phone_work")),
+              for name in PHONE_FIELDS),
         ]
 
     def save(self, *args, **kwargs):
-        self.search_name = self.compute_search_name()
+        self.prepare_for_save()
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "search_name"}
         super().save(*args, **kwargs)
 
-    def compute_search_name(self) -> str:
-        return search_name(self.last_name, self.first_name, self.middle_name)
+    def prepare_for_save(self) -> None:
+        """Phones to E.164 (as typed if they cannot be parsed) and the search name, before any write."""
+        for name in PHONE_FIELDS:
+            value = getattr(self, name)
+            if value and not (value.startswith("+") and value[1:].isdigit()):
+                setattr(self, name, phone_normalize(value) or value)
+        self.search_name = search_name(self.last_name, self.first_name, self.middle_name)
 
     def __str__(self):
         return self.full_name or str(self.phones[0] if self.phones else _("client #%(id)s") % {"id": self.pk})

@@ -2,10 +2,10 @@
 
 from django.db.models import Q, QuerySet
 
-from clients.models import Client
+from clients.models import PHONE_FIELDS, Client
 from clients.phones import phone_normalize
 
-PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work")
+
 
 
 def phone_condition(e164: str) -> Q:

@@ -47,7 +47,7 @@ class Call(models.Model):
     linkedid = models.CharField(max_length=150, unique=True)
     direction = models.CharField(_("call type"), max_length=3, choices=Direction.choices)
     disposition = models.CharField(_("disposition"), max_length=10, choices=Disposition.choices, default=Disposition.RINGING)
-    phone = models.CharField(_("phone"), max_length=32, blank=True, db_index=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
     extension = models.CharField(_("extension"), max_length=32, blank=True)
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("operator"), null=True, blank=True, related_name="calls"
@@ -72,6 +72,7 @@ class Call(models.Model):
         verbose_name_plural = _("calls")
         ordering = ["-started_at"]
         indexes = [
+            models.Index(fields=["phone"], name="call_phone_idx"),
             models.Index(fields=["client", "-started_at"], name="call_client_started_idx"),
             models.Index(fields=["operator", "-started_at"], name="call_operator_started_idx"),
         ]

@@ -124,3 +124,13 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
 def test_a_bom_and_upper_case_header_are_accepted(tmp_path):
     out, _ = run(tmp_path, "\ufeffLAST_NAME,Phone_Mobile\nИванов,89161234567\n")
     assert "1 created" in out
+
+
+def test_a_new_card_number_attaches_to_the_card_less_client_with_that_phone(tmp_path):
+    walk_in = Client.objects.create(last_name="Новикова", phone_mobile="89161234567")
+    relative = Client.objects.create(last_name="Новиков", phone_home="84993690439", card_number="F-1")
+    out, _ = run(tmp_path, "last_name,phone_mobile,phone_home,card_number\nНовикова,89161234567,,F-2\nНовикова,,84993690439,F-3\n")
+    assert "1 created, 1 updated" in out
+    walk_in.refresh_from_db()
+    assert walk_in.card_number == "F-2"
+    assert Client.objects.get(card_number="F-3").pk not in (walk_in.pk, relative.pk)

@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.db import models
+from phonenumber_field.formfields import PhoneNumberField as PhoneNumberFormField
+
+
+class PhoneField(models.CharField):
+    """A phone number stored as a plain E.164 string; its form field accepts any national form.
+
+    Plain strings keep lookups and bulk imports free of per-row parsing; numbers are normalised where
+    they come in (forms, the importer, caller IDs) by clients.phones.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": PhoneNumberFormField, "region": settings.PHONE_REGION, **kwargs})
+
+    def to_python(self, value):
+        # A form hands over a PhoneNumber; str() of it is E.164 (PHONENUMBER_DEFAULT_FORMAT).
+        return value if value is None else str(value)
