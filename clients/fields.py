@@ -1,3 +1,4 @@
+from django import forms
 from django.conf import settings
 from django.db import models
 from phonenumber_field.formfields import PhoneNumberField as PhoneNumberFormField
@@ -15,7 +16,9 @@ class PhoneField(models.CharField):
         super().__init__(*args, **kwargs)
 
     def formfield(self, **kwargs):
-        return super().formfield(**{"form_class": PhoneNumberFormField, "region": settings.PHONE_REGION, **kwargs})
+        # A plain input shows back exactly what was typed when the form has an error.
+        widget = forms.TextInput(attrs={"type": "tel"})
+        return super().formfield(**{"form_class": PhoneNumberFormField, "region": settings.PHONE_REGION, "widget": widget, **kwargs})
 
     def to_python(self, value):
         # A form hands over a PhoneNumber; str() of it is E.164 (PHONENUMBER_DEFAULT_FORMAT).
