@@ -1,9 +1,30 @@
 from django.db.models import QuerySet
 
-from history.models import Call
+from history.models import Call, Recording
 
 
 def call_visible_to(user) -> QuerySet[Call]:
     """Operators see their own calls; staff see every call."""
     calls = Call.objects.select_related("operator", "client", "reason", "result")
     return calls if user.is_staff else calls.filter(operator=user)
+
+
+# What the PBX tells about a call; registration fields (reason, result, comment…) are the operator's.
+PBX_FIELDS = ["direction", "disposition", "phone", "extension", "operator", "started_at", "answered_at", "ended_at", "duration", "billsec"]
+
+
+def calls_save_from_pbx(calls: list[Call]) -> list[Call]:
+    """Insert or update calls by linkedid in one statement; their ids are set on return.
+
+    A client given here is kept only by a new row: an existing call's client is the operator's to change.
+    """
+    return Call.objects.bulk_create(calls, update_conflicts=True, unique_fields=["linkedid"], update_fields=PBX_FIELDS)
+
+
+def call_link_client(call_id: int, client_id: int) -> bool:
+    """Attach the client found by number, unless someone already chose one."""
+    return bool(Call.objects.filter(pk=call_id, client__isnull=True).update(client_id=client_id))
+
+
+def recording_add(call_id: int, file: str, duration: int) -> None:
+    Recording.objects.get_or_create(call_id=call_id, file=file, defaults={"duration": duration})

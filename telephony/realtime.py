@@ -1,0 +1,73 @@
+"""The only code that calls the channel layer: each operator's page listens on its own group."""
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from clients.models import Client
+from clients.services import client_find_by_phone
+from history.models import Call
+
+log = logging.getLogger(__name__)
+
+# In the embedded mode the in-memory layer only reaches consumers through the server's own loop.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def attach_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
+def operator_group(user_id: int) -> str:
+    return f"operator.{user_id}"
+
+
+def call_payload(call: Call) -> dict:
+    return {
+        "id": call.pk, "linkedid": call.linkedid, "direction": call.direction, "phone": call.phone,
+        "extension": call.extension, "disposition": call.disposition, "client_id": call.client_id,
+        "started_at": call.started_at.isoformat() if call.started_at else None,
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration": call.duration, "registered": call.registered_at is not None,
+    }
+
+
+def client_payload(client: Client) -> dict:
+    return {
+        "id": client.pk, "name": str(client), "card_number": client.card_number,
+        "card_type": str(client.card_type) if client.card_type_id else "", "blacklisted": client.blacklisted,
+        "call_back_on": client.call_back_on.isoformat() if client.call_back_on else None,
+        "phones": client.phones,
+    }
+
+
+def call_message(kind: str, call: Call) -> dict:
+    clients = [call.client] if call.client_id else client_find_by_phone(call.phone)
+    return {"type": kind, "call": call_payload(call), "clients": [client_payload(client) for client in clients]}
+
+
+def send_to_operator(user_id: int, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    group = operator_group(user_id)
+    if _server_loop is not None and _server_loop.is_running():
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop)
+    else:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def call_changed(call_id: int, kinds: list[str]) -> None:
+    """Tell the call's operator what happened to it: call.ringing, call.answered, call.ended."""
+    call = Call.objects.select_related("client__card_type").filter(pk=call_id).first()
+    if call is None or call.operator_id is None:
+        return
+    for kind in kinds:
+        try:
+            send_to_operator(call.operator_id, call_message(kind, call))
+        except Exception:  # a push that fails must not stop the listener; the page catches up on reconnect
+            log.exception("could not push %s for call %s", kind, call_id)
