@@ -65,6 +65,8 @@ class Call(models.Model):
     comment = models.TextField(_("comment"), blank=True)
     reminder_on = models.DateField(_("personal reminder"), null=True, blank=True)
     registered_at = models.DateTimeField(_("registered"), null=True, blank=True)
+    # Set when the operator closed the call's form without registering it: it is no longer "pending".
+    dismissed_at = models.DateTimeField(_("dismissed"), null=True, blank=True)
     source = models.CharField(max_length=3, choices=Source.choices, default=Source.AMI)
 
     class Meta:

@@ -1,4 +1,7 @@
+import datetime
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from history.models import Call, Recording
 
@@ -28,3 +31,16 @@ def call_link_client(call_id: int, client_id: int) -> bool:
 
 def recording_add(call_id: int, file: str, duration: int) -> None:
     Recording.objects.get_or_create(call_id=call_id, file=file, defaults={"duration": duration})
+
+
+PENDING_DAYS = 7
+
+
+def calls_awaiting_registration(user_id: int) -> QuerySet[Call]:
+    """The operator's finished calls of the last week that nobody registered or dismissed yet."""
+    since = timezone.now() - datetime.timedelta(days=PENDING_DAYS)
+    return (
+        Call.objects.filter(operator_id=user_id, ended_at__isnull=False, registered_at__isnull=True, dismissed_at__isnull=True, started_at__gte=since)
+        .select_related("client__card_type")
+        .order_by("started_at")[:50]
+    )

@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 from clients.models import Client
 from clients.services import client_find_by_phone
 from history.models import Call
+from history.services import calls_awaiting_registration
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,14 @@ def call_changed(call_id: int, kinds: list[str]) -> None:
             send_to_operator(call.operator_id, call_message(kind, call))
         except Exception:  # a push that fails must not stop the listener; the page catches up on reconnect
             log.exception("could not push %s for call %s", kind, call_id)
+
+
+def catch_up_messages(user_id: int) -> list[dict]:
+    """On every (re)connect: the operator's calls still in progress, then those awaiting registration."""
+    messages = []
+    active = Call.objects.filter(operator_id=user_id, ended_at__isnull=True, disposition__in=["ringing", "answered"]).select_related("client__card_type")
+    for call in active.order_by("started_at"):
+        messages.append(call_message("call.answered" if call.answered_at else "call.ringing", call))
+    pending = calls_awaiting_registration(user_id)
+    messages.append({"type": "calls.pending", "calls": [call_message("call.ended", call) for call in pending]})
+    return messages

@@ -96,9 +96,16 @@ def test_garbage_in_the_stream_does_not_stop_the_call_after_it(listener, operato
 
 def test_the_operator_is_told_ringing_answered_ended_after_commit(listener, operator_user, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(operator_group(operator_user.pk), channel)
+
+    async def subscribe():
+        channel = await layer.new_channel()
+        await layer.group_add(operator_group(operator_user.pk), channel)
+        return channel
+
+    async def receive(channel, count):
+        return [(await layer.receive(channel))["type"] for _ in range(count)]
+
+    channel = async_to_sync(subscribe)()
     with django_capture_on_commit_callbacks(execute=True):
         replay(listener, "inbound__answered")
-    kinds = [async_to_sync(layer.receive)(channel)["type"] for _ in range(3)]
-    assert kinds == ["call.ringing", "call.answered", "call.ended"]
+    assert async_to_sync(receive)(channel, 3) == ["call.ringing", "call.answered", "call.ended"]
