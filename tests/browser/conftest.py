@@ -14,8 +14,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for the browser tests; stopped after them, as its event loop would block async tests."""
     needs(os.path.exists(CHROMIUM), f"no browser at {CHROMIUM}")
     # Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
