@@ -29,12 +29,12 @@ class ClientForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        attrs = {"birth_day": {"min": 1, "max": 31}, "birth_month": {"min": 1, "max": 12}}
+        attrs |= dict.fromkeys(("phone_mobile", "phone_home", "phone_work"), {"placeholder": "+7 495 789-45-61"})
+        for name, field in self.fields.items():
+            field.widget.attrs.update(attrs.get(name, {}))
         self.fields["ad_source"].queryset = active_choices(AdSource, self.instance.ad_source_id)
         self.fields["card_type"].queryset = active_choices(CardType, self.instance.card_type_id)
-        self.fields["birth_day"].widget.attrs.update(min=1, max=31)
-        self.fields["birth_month"].widget.attrs.update(min=1, max=12)
-        for name in ("phone_mobile", "phone_home", "phone_work"):
-            self.fields[name].widget.attrs.update(placeholder="+7 495 789-45-61", inputmode="tel")
 
     def clean(self):
         cleaned = super().clean()

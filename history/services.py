@@ -3,6 +3,7 @@ import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from clients.models import Client
 from history.models import Call, Recording
 
 
@@ -44,3 +45,38 @@ def calls_awaiting_registration(user_id: int) -> QuerySet[Call]:
         .select_related("client__card_type")
         .order_by("started_at")[:50]
     )
+
+
+def call_register(call: Call) -> Call:
+    """Mark a call registered (its form fields already set on `call`); a reminder also sets the client's call-back date."""
+    call.registered_at = timezone.now()
+    call.dismissed_at = None
+    call.save()
+    if call.reminder_on and call.client_id:
+        Client.objects.filter(pk=call.client_id).update(call_back_on=call.reminder_on)
+    return call
+
+
+def call_dismiss(call: Call) -> None:
+    Call.objects.filter(pk=call.pk, registered_at__isnull=True).update(dismissed_at=timezone.now())
+
+
+def call_set_client(call: Call, client: Client) -> None:
+    call.client = client
+    Call.objects.filter(pk=call.pk).update(client=client)
+
+
+def calls_attach_to_client(client: Client) -> int:
+    """Late binding: earlier calls from the new client's numbers join their history."""
+    if not client.phones:
+        return 0
+    return Call.objects.filter(phone__in=client.phones, client__isnull=True).update(client=client)
+
+
+def client_recent_calls(client_id: int, limit: int = 5) -> list[Call]:
+    return list(Call.objects.filter(client_id=client_id).select_related("reason", "result", "operator").order_by("-started_at")[:limit])
+
+
+def reminders_for(user) -> QuerySet[Call]:
+    """The operator's personal reminders from today on."""
+    return Call.objects.filter(operator=user, reminder_on__gte=timezone.localdate()).select_related("client").order_by("reminder_on")

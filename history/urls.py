@@ -5,4 +5,5 @@ from history import views
 app_name = "history"
 urlpatterns = [
     path("", views.call_list, name="list"),
+    path("reminders/", views.reminder_list, name="reminders"),
 ]

@@ -3,7 +3,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from history.forms import CallFilterForm
-from history.services import call_visible_to
+from history.services import call_visible_to, reminders_for
 
 PAGE_SIZE = 50
 
@@ -16,3 +16,8 @@ def call_list(request):
         calls = calls.filter(started_at__date__gte=form.cleaned_data["since"])
     page = Paginator(calls, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "history/call_list.html", {"form": form, "page": page})
+
+
+@login_required
+def reminder_list(request):
+    return render(request, "history/reminder_list.html", {"calls": reminders_for(request.user)})

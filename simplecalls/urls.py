@@ -10,5 +10,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("clients/", include("clients.urls")),
     path("history/", include("history.urls")),
+    path("telephony/", include("telephony.urls")),
     path("admin/", admin.site.urls),
 ]

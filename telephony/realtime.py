@@ -83,3 +83,10 @@ def catch_up_messages(user_id: int) -> list[dict]:
     pending = calls_awaiting_registration(user_id)
     messages.append({"type": "calls.pending", "calls": [call_message("call.ended", call) for call in pending]})
     return messages
+
+
+def call_closed(call_id: int) -> None:
+    """Registered or dismissed: every open page of the operator drops the call's form."""
+    call = Call.objects.filter(pk=call_id).first()
+    if call is not None and call.operator_id is not None:
+        send_to_operator(call.operator_id, {"type": "call.registered", "call": call_payload(call), "clients": []})

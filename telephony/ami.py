@@ -1,0 +1,320 @@
+"""The one seam to the PBX: pyst2's Manager, with its known defects fixed around it (AMI.md §9).
+
+What stock pyst2 0.5.1 gets wrong, and what this module does instead:
+- its socket file is unbuffered (about 2,200 events/s): ours is buffered, and messages are parsed
+  in the reader thread, one queue hop fewer;
+- any ChanVariable header kills its reader thread on Python 3 (`has_key`): `Message` parses them;
+- responses are matched in arrival order with no timeout: every action gets its own ActionID,
+  its response is matched by it, and waiting for it times out;
+- `send_action(cdict={})` shares one dict between calls: headers are built afresh for every action;
+- one failing event callback stops all dispatch: each callback runs alone, its error is logged;
+- a Manager cannot reconnect: `connect_with_retry` builds a fresh one per connection, with
+  exponential backoff and one log line per failed attempt.
+Every value sent is stripped of control characters, so CR or LF can never start a new header.
+"""
+
+import itertools
+import logging
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import asterisk.manager
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+EventCallback = Callable[[dict], None]
+
+
+class AMIError(Exception):
+    pass
+
+
+class AMIConnectError(AMIError):
+    """The PBX could not be reached, or the connection dropped."""
+
+
+class AMIAuthError(AMIError):
+    """The PBX refused the login."""
+
+
+class AMITimeout(AMIError):
+    """An action got no response in time."""
+
+
+@dataclass(frozen=True)
+class AMIConfig:
+    host: str
+    port: int
+    username: str
+    secret: str
+    timeout: float = 5.0
+    ping_interval: float = 20.0
+
+    @classmethod
+    def from_settings(cls) -> "AMIConfig":
+        from django.conf import settings
+
+        return cls(settings.AMI_HOST, settings.AMI_PORT, settings.AMI_USERNAME, settings.AMI_SECRET)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def header_value(value) -> str:
+    """A value safe to send: control characters (CR and LF above all) become one space."""
+    return CONTROL.sub(" ", str(value)).strip()
+
+
+def dial_number(raw: str) -> str:
+    """Digits, with a leading + kept: all that may reach a dial string or a caller-ID number."""
+    digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
+    if not digits:
+        raise ValueError(f"{raw!r} has no digits to dial")
+    return f"+{digits}" if raw.strip().startswith("+") else digits
+
+
+class Message(asterisk.manager.ManagerMsg):
+    """pyst2's message, parsed from lines without their CRLF, ChanVariable headers included.
+
+    Repeated keys keep the last value; `<prefix>ChanVariable: name=value` lines collect into a
+    dict under their own key, as pyst2 meant them to.
+    """
+
+    def parse(self, response):
+        for number, line in enumerate(response):
+            key, colon, value = line.partition(":")
+            if not colon or not HEADER_NAME.match(key):
+                self.data = "\n".join(response[number:])
+                return
+            value = value.strip()
+            if key.endswith("ChanVariable"):
+                name, _, variable = value.partition("=")
+                variables = self.headers.setdefault(key, {})
+                if isinstance(variables, dict):
+                    variables[name] = variable
+            else:
+                self.headers[key] = value
+
+
+class _Pending:
+    __slots__ = ("done", "message", "error")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.message: Message | None = None
+        self.error: AMIError | None = None
+
+
+class AMIConnection(asterisk.manager.Manager):
+    """One AMI connection. Events go to `on_event` (dicts of headers) in the reader thread."""
+
+    def __init__(self, config: AMIConfig, *, on_event: EventCallback | None = None, on_close: Callable[[], None] | None = None):
+        super().__init__()
+        self.config = config
+        self._callbacks: list[EventCallback] = [on_event] if on_event else []
+        self._on_close = on_close
+        self._waiting: dict[str, _Pending] = {}
+        self._write_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._raw: socket.socket | None = None
+        self._closed = threading.Event()
+        self.message_thread = threading.Thread(target=self.message_loop, name="ami-reader", daemon=True)
+        self._pinger = threading.Thread(target=self._ping_loop, name="ami-ping", daemon=True)
+
+    def add_event_callback(self, callback: EventCallback) -> None:
+        self._callbacks.append(callback)
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    def connect(self, host=None, port=None):
+        """Open the socket and read the greeting; `login` follows. Raises AMIConnectError."""
+        address = (host or self.config.host, int(port or self.config.port))
+        try:
+            self._raw = socket.create_connection(address, timeout=self.config.timeout)
+            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            self._sock = self._raw.makefile("rwb")  # buffered: pyst2's buffering=0 reads byte by byte
+            greeting = self._sock.readline(MAX_LINE).decode("utf-8", "replace").strip()
+            self._raw.settimeout(None)
+        except OSError as error:
+            self._drop_socket()
+            raise AMIConnectError(f"{self.config.address}: {error.strerror or error}") from None
+        name, slash, version = greeting.partition("/")
+        if not slash:
+            self._drop_socket()
+            raise AMIConnectError(f"{self.config.address}: not an AMI greeting: {greeting[:80]!r}")
+        self.title, self.version = name, version
+        self._connected.set()
+        self._running.set()
+        self.message_thread.start()
+        return greeting
+
+    def login(self, username=None, secret=None):
+        response = self.send_action({"Action": "Login", "Username": username or self.config.username, "Secret": secret or self.config.secret})
+        if response.get_header("Response") != "Success":
+            self.close()
+            raise AMIAuthError(f"{self.config.address}: login refused ({response.get_header('Message', 'no reason given')})")
+        if self.config.ping_interval:
+            self._pinger.start()
+        return response
+
+    def close(self):
+        """Log off if still connected, then stop the reader. Safe to call more than once."""
+        if self._connected.is_set():
+            try:
+                self.send_action({"Action": "Logoff"}, timeout=1)
+            except AMIError:
+                pass
+        self._running.clear()
+        self._closed.set()
+        self._drop_socket()
+        if self.message_thread.is_alive() and threading.current_thread() is not self.message_thread:
+            self.message_thread.join(timeout=5)
+
+    def _drop_socket(self):
+        self._connected.clear()
+        if self._raw is not None:
+            try:
+                self._raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._raw.close()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def send_action(self, cdict: Mapping, timeout: float | None = None, **kwargs) -> Message:
+        """Send one action and wait for the response with its ActionID. Raises AMIError."""
+        if not self._connected.is_set():
+            raise AMIConnectError(f"{self.config.address}: not connected")
+        headers = {**cdict, **kwargs}
+        action_id = f"{self._id_prefix}-{next(self._ids)}"
+        lines = []
+        for key, value in headers.items():
+            if key.lower() == "actionid":
+                continue
+            if not HEADER_NAME.match(key):
+                raise ValueError(f"{key!r} is not an AMI header name")
+            for item in value if isinstance(value, list | tuple) else [value]:
+                lines.append(f"{key}: {header_value(item)}")
+        lines.append(f"ActionID: {action_id}")
+        pending = self._waiting[action_id] = _Pending()
+        try:
+            with self._write_lock:
+                self._sock.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+                self._sock.flush()
+        except (OSError, ValueError) as error:
+            self._waiting.pop(action_id, None)
+            raise AMIConnectError(f"{self.config.address}: {error}") from None
+        if not pending.done.wait(self.config.timeout if timeout is None else timeout):
+            self._waiting.pop(action_id, None)
+            raise AMITimeout(f"{self.config.address}: no response to {headers.get('Action')} in {timeout or self.config.timeout} s")
+        if pending.error:
+            raise pending.error
+        return pending.message
+
+    def ping(self):
+        return self.send_action({"Action": "Ping"})
+
+    def _ping_loop(self):
+        while not self._closed.wait(self.config.ping_interval):
+            try:
+                self.ping()
+            except AMIError as error:
+                log.warning("AMI %s: keep-alive failed (%s); dropping the connection", self.config.address, error)
+                self._drop_socket()
+                return
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def message_loop(self):
+        """Reader thread: split frames, parse, hand events over, match responses."""
+        try:
+            for lines in self._frames():
+                self._handle(lines)
+        except (OSError, ValueError) as error:
+            if self._running.is_set():
+                log.warning("AMI %s: connection lost (%s)", self.config.address, error)
+        finally:
+            was_running = self._running.is_set()
+            self._connected.clear()
+            self._closed.set()
+            for action_id in list(self._waiting):
+                pending = self._waiting.pop(action_id, None)
+                if pending:
+                    pending.error = AMIConnectError(f"{self.config.address}: connection closed")
+                    pending.done.set()
+            if was_running and self._on_close:
+                self._on_close()
+
+    def _frames(self):
+        lines: list[str] = []
+        while True:
+            raw = self._sock.readline(MAX_LINE)
+            if not raw:
+                if self._running.is_set():
+                    log.warning("AMI %s: the PBX closed the connection", self.config.address)
+                return
+            if len(raw) == MAX_LINE and not raw.endswith(b"\n"):
+                log.warning("AMI %s: dropped a line longer than %d bytes", self.config.address, MAX_LINE)
+                while raw and not raw.endswith(b"\n"):
+                    raw = self._sock.readline(MAX_LINE)
+                continue
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line:
+                lines.append(line)
+            elif lines:
+                yield lines
+                lines = []
+
+    def _handle(self, lines: list[str]) -> None:
+        message = Message(lines)
+        headers = message.headers
+        if "Event" in headers:
+            for callback in self._callbacks:
+                try:
+                    callback(headers)
+                except Exception:
+                    log.exception("AMI event callback %r failed on %s; carrying on", callback, headers.get("Event"))
+            return
+        pending = self._waiting.pop(headers.get("ActionID", ""), None)
+        if pending:
+            pending.message = message
+            pending.done.set()
+        elif headers.get("Response") == "Generated Header":
+            log.warning("AMI %s: skipped a frame that is neither event nor response: %r", self.config.address, lines[0][:120])
+
+def connect_with_retry(
+    config: AMIConfig,
+    stop: threading.Event,
+    *,
+    on_event: EventCallback | None = None,
+    on_close: Callable[[], None] | None = None,
+    first_delay: float = 1.0,
+    max_delay: float = 60.0,
+) -> AMIConnection | None:
+    """A fresh, logged-in connection; retries with exponential backoff until `stop` is set (then None)."""
+    delay = first_delay
+    while not stop.is_set():
+        connection = AMIConnection(config, on_event=on_event, on_close=on_close)
+        try:
+            connection.connect()
+            connection.login()
+        except AMIError as error:
+            connection.close()
+            log.error("AMI %s; next attempt in %.0f s", error, delay)
+        else:
+            log.info("AMI %s: connected to %s %s as %s", config.address, connection.title, connection.version, config.username)
+            return connection
+        if stop.wait(delay):
+            break
+        delay = min(delay * 2, max_delay)
+    return None

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from telephony import views
+
+app_name = "telephony"
+urlpatterns = [
+    path("calls/<int:pk>/", views.call_panel, name="call_panel"),
+    path("calls/<int:pk>/save/", views.call_save, name="call_save"),
+    path("calls/<int:pk>/client/", views.call_choose_client, name="call_choose_client"),
+    path("calls/<int:pk>/close/", views.call_close, name="call_close"),
+]

@@ -1,0 +1,104 @@
+"""The call panel: the pop-up's content, its registration form and the actions on it."""
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from clients.models import Client
+from clients.services import client_find_by_phone
+from history.models import Call
+from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client, client_recent_calls
+from telephony import realtime
+from telephony.forms import CallerForm, RegistrationForm
+
+
+def visible_call(request, pk) -> Call:
+    """The call, if it is this operator's (staff may open any); 404 otherwise."""
+    calls = Call.objects.select_related("client__card_type", "operator", "reason", "result", "contact_reason")
+    if not request.user.is_staff:
+        calls = calls.filter(operator=request.user)
+    return get_object_or_404(calls, pk=pk)
+
+
+def done() -> HttpResponse:
+    response = HttpResponse(status=204)
+    response["X-Call-Done"] = "1"
+    return response
+
+
+def panel(request, call: Call, *, registration=None, caller=None, search: str = "", status: int = 200):
+    clients = [call.client] if call.client_id else client_find_by_phone(call.phone)
+    client = clients[0] if len(clients) == 1 else None
+    if client is None and caller is None:
+        caller = CallerForm(prefix="caller", initial={"phone_mobile": call.phone})
+    context = {
+        "call": call,
+        "clients": clients,
+        "client": client,
+        "recent_calls": client_recent_calls(client.pk) if client else [],
+        "registration": registration or RegistrationForm(instance=call),
+        "caller": caller if client is None else None,
+        "search": search,
+        "found": client_find_by_phone(search) if search else [],
+    }
+    return render(request, "telephony/call_panel.html", context, status=status)
+
+
+@login_required
+def call_panel(request, pk):
+    return panel(request, visible_call(request, pk), search=request.GET.get("search", "").strip())
+
+
+@login_required
+@require_POST
+def call_save(request, pk):
+    """Register the call; with a new caller's details typed in, create the client too."""
+    call = visible_call(request, pk)
+    registration = RegistrationForm(request.POST, instance=call)
+    caller = CallerForm(request.POST, prefix="caller") if call.client_id is None else None
+    if request.POST.get("action") == "create_client":
+        if not caller or not caller.is_valid():
+            return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call), caller=caller, status=400)
+        create_client(call, caller)
+        return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call))
+    creating = caller is not None and caller.has_details()
+    valid = registration.is_valid()
+    if creating:
+        valid = caller.is_valid() and valid
+    if not valid:
+        return panel(request, call, registration=registration, caller=caller, status=400)
+    with transaction.atomic():
+        if creating:
+            create_client(call, caller)
+        call_register(registration.save(commit=False))
+        transaction.on_commit(lambda: realtime.call_closed(call.pk))
+    return done()
+
+
+def create_client(call: Call, caller: CallerForm) -> Client:
+    client = caller.save()
+    call_set_client(call, client)
+    calls_attach_to_client(client)
+    return client
+
+
+@login_required
+@require_POST
+def call_choose_client(request, pk):
+    """One of several clients with the number, or one found by the search, is the caller."""
+    call = visible_call(request, pk)
+    client = get_object_or_404(Client, pk=request.POST.get("client"))
+    call_set_client(call, client)
+    return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call))
+
+
+@login_required
+@require_POST
+def call_close(request, pk):
+    """The operator closed the form without registering: the call stops being pending."""
+    call = visible_call(request, pk)
+    call_dismiss(call)
+    transaction.on_commit(lambda: realtime.call_closed(call.pk))
+    return done()
