@@ -169,12 +169,12 @@ class AMIConnection(asterisk.manager.Manager):
 
     def close(self):
         """Log off if still connected, then stop the reader. Safe to call more than once."""
+        self._running.clear()  # from here on, the connection ending is expected
         if self._connected.is_set():
             try:
                 self.send_action({"Action": "Logoff"}, timeout=1)
             except AMIError:
                 pass
-        self._running.clear()
         self._closed.set()
         self._drop_socket()
         if self.message_thread.is_alive() and threading.current_thread() is not self.message_thread:
@@ -257,23 +257,33 @@ class AMIConnection(asterisk.manager.Manager):
 
     def _frames(self):
         lines: list[str] = []
-        while True:
-            raw = self._sock.readline(MAX_LINE)
-            if not raw:
-                if self._running.is_set():
-                    log.warning("AMI %s: the PBX closed the connection", self.config.address)
-                return
-            if len(raw) == MAX_LINE and not raw.endswith(b"\n"):
-                log.warning("AMI %s: dropped a line longer than %d bytes", self.config.address, MAX_LINE)
-                while raw and not raw.endswith(b"\n"):
-                    raw = self._sock.readline(MAX_LINE)
-                continue
+        for raw in self._lines():
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line:
                 lines.append(line)
             elif lines:
                 yield lines
                 lines = []
+
+    def _lines(self):
+        """Whole lines; one longer than MAX_LINE is logged and skipped instead of filling memory."""
+        while True:
+            raw = self._sock.readline(MAX_LINE)
+            while raw and not raw.endswith(b"\n") and len(raw) < MAX_LINE:
+                more = self._sock.readline(MAX_LINE - len(raw))  # a buffered read may stop short
+                if not more:
+                    break
+                raw += more
+            if not raw or not raw.endswith(b"\n") and len(raw) < MAX_LINE:
+                if self._running.is_set():
+                    log.warning("AMI %s: the PBX closed the connection", self.config.address)
+                return
+            if len(raw) > MAX_LINE or not raw.endswith(b"\n"):
+                log.warning("AMI %s: dropped a line longer than %d bytes", self.config.address, MAX_LINE)
+                while raw and not raw.endswith(b"\n"):
+                    raw = self._sock.readline(MAX_LINE)
+                continue
+            yield raw
 
     def _handle(self, lines: list[str]) -> None:
         message = Message(lines)

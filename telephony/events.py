@@ -374,6 +374,10 @@ def _derive(call: CallState) -> None:
             call.disposition = "no_answer"
         elif "CHANUNAVAIL" in statuses or "CONGESTION" in statuses:
             call.disposition = "failed"
+        elif call.direction == "out" and not any(c.kind == "trunk" for c in channels.values()) and any(
+            c.kind == "ext" and c.answered_at for c in channels.values()
+        ):
+            call.disposition = "failed"     # the operator picked up, but no outside line could be had
         else:
             call.disposition = "no_answer"     # e.g. the caller gave up before any dial
 

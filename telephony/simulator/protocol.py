@@ -93,7 +93,10 @@ def strings_to_mask(value: str) -> int:
 
 @dataclass
 class Request:
-    """One received message: its header lines in order, and a framing error if any."""
+    """One received message: its header lines in order, and a framing error if any.
+
+    Names keep their spelling; lookups ignore case, as astman_get_header does.
+    """
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
@@ -102,19 +105,15 @@ class Request:
         """First value of a header, matched case-insensitively like astman_get_header."""
         key = key.lower()
         for name, value in self.lines:
-            if name == key:
+            if name.lower() == key:
                 return value
         return default
-
-    def get_all(self, key: str) -> list[str]:
-        key = key.lower()
-        return [value for name, value in self.lines if name == key]
 
     @property
     def action(self) -> str:
         # GET_HEADER_SKIP_EMPTY: an empty Action: line does not count.
         for name, value in self.lines:
-            if name == "action" and value:
+            if name.lower() == "action" and value:
                 return value
         return ""
 
@@ -181,7 +180,7 @@ class FrameParser:
             # Kept so it counts towards the limit, but it can never match a header name.
             self._current.lines.append(("", line))
             return
-        self._current.lines.append((key.lower(), value.lstrip(" \t")))
+        self._current.lines.append((key, value.lstrip(" \t")))
 
 
 def _encode(text: str) -> bytes:
