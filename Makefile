@@ -21,8 +21,8 @@ demo: migrate
 	$(PY) manage.py load_demo
 
 run: demo
-	@echo "SimpleCalls on http://127.0.0.1:$(PORT)/  (Ctrl+C stops it)"
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@echo "SimpleCalls on http://127.0.0.1:$(PORT)/ with the PBX simulator on 127.0.0.1:5038 (Ctrl+C stops both)"
+	$(PY) manage.py run_embedded --noreload 127.0.0.1:$(PORT)
 
 test: install
 	$(PY) -m pytest

@@ -73,8 +73,9 @@ def calls_attach_to_client(client: Client) -> int:
     return Call.objects.filter(phone__in=client.phones, client__isnull=True).update(client=client)
 
 
-def client_recent_calls(client_id: int, limit: int = 5) -> list[Call]:
-    return list(Call.objects.filter(client_id=client_id).select_related("reason", "result", "operator").order_by("-started_at")[:limit])
+def client_recent_calls(client_id: int, *, exclude: int | None = None, limit: int = 5) -> list[Call]:
+    calls = Call.objects.filter(client_id=client_id).exclude(pk=exclude).select_related("reason", "result", "operator")
+    return list(calls.order_by("-started_at")[:limit])
 
 
 def reminders_for(user) -> QuerySet[Call]:

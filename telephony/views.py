@@ -37,7 +37,7 @@ def panel(request, call: Call, *, registration=None, caller=None, search: str = 
         "call": call,
         "clients": clients,
         "client": client,
-        "recent_calls": client_recent_calls(client.pk) if client else [],
+        "recent_calls": client_recent_calls(client.pk, exclude=call.pk) if client else [],
         "registration": registration or RegistrationForm(instance=call),
         "caller": caller if client is None else None,
         "search": search,

@@ -27,3 +27,8 @@ def test_pages_speak_russian_by_default_and_english_on_request(operator_client):
     operator_client.post(reverse("set_language"), {"language": "en", "next": "/"})
     page = operator_client.get(reverse("clients:list")).content.decode()
     assert ">Clients<" in page and "Клиенты" not in page
+
+
+def test_an_english_browser_still_gets_russian_until_english_is_chosen(operator_client):
+    page = operator_client.get(reverse("clients:list"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    assert "Клиенты" in page
