@@ -21,7 +21,7 @@ def client_list(request):
 @login_required
 def client_detail(request, pk):
     client = get_object_or_404(Client.objects.select_related("card_type", "ad_source", "manager"), pk=pk)
-    return render(request, "clients/client_detail.html", {"client": client})
+    return render(request, "clients/client_detail.html", {"client": client, "calls": client.calls.select_related("operator", "reason", "result")[:20]})
 
 
 @login_required

@@ -26,6 +26,7 @@ OPERATORS_TTL = 30.0
 class Sent:
     """What the call's operator has been told so far."""
 
+    operator_id: int | None = None
     answered: bool = False
     over: bool = False
     client_looked_up: bool = False
@@ -88,10 +89,11 @@ class Listener:
 
     def news(self, state: CallState, call: Call) -> list[str]:
         """Side writes for this change, and what to tell the operator about it."""
-        sent = self.sent.get(state.linkedid)
+        sent = self.sent.setdefault(state.linkedid, Sent())
         kinds = []
-        if sent is None:
-            sent = self.sent[state.linkedid] = Sent()
+        if call.operator_id and call.operator_id != sent.operator_id:
+            # The pop-up goes to the operator once their extension is known to ring (or has answered).
+            sent.operator_id = call.operator_id
             kinds.append("call.ringing")
         if state.phone and not sent.client_looked_up:
             sent.client_looked_up = True

@@ -68,14 +68,21 @@
     const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
     if (state.open !== callId) return;
     if (response.headers.get("X-Call-Done")) return close();
+    if (!response.ok && response.status !== 400) return showProblem(`${text.failed}: HTTP ${response.status}`);
     body.innerHTML = await response.text();
     const message = state.calls.get(callId);
     if (message) updateStatus(message.call);
   }
 
   function post(url, data) {
-    data = data || new FormData();
     return load(url, { method: "POST", body: data, headers: { "X-CSRFToken": csrf } });
+  }
+
+  function showProblem(message) {
+    const problem = document.createElement("div");
+    problem.className = "message error";
+    problem.textContent = message;
+    body.prepend(problem);
   }
 
   body.addEventListener("submit", (event) => {
@@ -84,7 +91,7 @@
     event.preventDefault();
     const data = new FormData(form);
     if (event.submitter && event.submitter.name) data.set(event.submitter.name, event.submitter.value);
-    post((event.submitter && event.submitter.getAttribute("formaction")) || form.action, data);
+    post((event.submitter && event.submitter.getAttribute("formaction")) || form.getAttribute("action"), data);
   });
 
   body.addEventListener("click", (event) => {

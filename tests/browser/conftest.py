@@ -1,13 +1,21 @@
 """A real Chromium (Debian's) driven by Playwright against the live test server."""
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
+from telephony.ami import AMIConfig, AMIConnection
 from tests.conftest import CHROMIUM, needs
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -52,3 +60,79 @@ def log_in(page, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database, for another process: the embedded stack runs beside the tests."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@dataclass
+class Stack:
+    url: str
+    ami: AMIConfig
+
+    def ring(self, caller: str, *, extensions: str = "100", scenario: str = "inbound_answered", ring: float = 2, talk: float = 3) -> str:
+        """A call from `caller` to the extensions, through the simulator's SimCall action."""
+        ami = AMIConnection(self.ami)
+        ami.connect()
+        ami.login()
+        response = ami.send_action({"Action": "SimCall", "Scenario": scenario, "Caller": caller, "Extensions": extensions, "Ring": ring, "Talk": talk})
+        ami.close()
+        return response.get_header("Linkedid")
+
+
+@pytest.fixture
+def stack(transactional_db, tmp_path):
+    """`make run`'s embedded stack (web server, listener, PBX simulator) as its own process, on the test database."""
+    port, ami_port = free_port(), free_port()
+    environ = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(), "DEBUG": "1",
+        "AMI_HOST": "127.0.0.1", "AMI_PORT": str(ami_port), "AMI_USERNAME": "simplecalls", "AMI_SECRET": "stack-secret",
+        "RECORDINGS_DIR": str(tmp_path / "recordings"), "LOG_LEVEL": "WARNING",
+    }
+    log = open(tmp_path / "stack.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_embedded", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(port, process, tmp_path / "stack.log")
+        wait_until_listening(ami_port, process, tmp_path / "stack.log")
+        yield Stack(f"http://127.0.0.1:{port}", AMIConfig("127.0.0.1", ami_port, "simplecalls", "stack-secret", ping_interval=0))
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def wait_until_listening(port: int, process, log_path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the stack exited: {log_path.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}: {log_path.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def stack_page(browser, stack):
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

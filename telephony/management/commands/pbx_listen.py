@@ -3,6 +3,7 @@ import signal
 import threading
 
 from django.conf import settings
+from django.db import connections as db_connections
 from django.core.management.base import BaseCommand
 
 from telephony.ami import AMIConfig, connect_with_retry
@@ -43,4 +44,5 @@ def run(stop: threading.Event, config: AMIConfig, listener: Listener | None = No
     finally:
         if leader:
             leader.release()
+        db_connections.close_all()  # this thread's connections
         log.info("listener stopped")
