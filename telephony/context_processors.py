@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 CALL_TEXTS = {
@@ -8,5 +9,5 @@ CALL_TEXTS = {
 
 
 def call_texts(request):
-    """Words the pop-up script shows, in the page's language."""
-    return {"call_texts": {key: str(value) for key, value in CALL_TEXTS.items()}}
+    """Words the pop-up script shows, in the page's language, and whether the demo control is on."""
+    return {"call_texts": {key: str(value) for key, value in CALL_TEXTS.items()}, "demo": settings.DEMO}

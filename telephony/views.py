@@ -1,8 +1,11 @@
 """The call panel: the pop-up's content, its registration form and the actions on it."""
 
+import random
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
@@ -11,6 +14,7 @@ from clients.services import client_find_by_phone
 from history.models import Call
 from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client, client_recent_calls
 from telephony import realtime
+from telephony.ami import AMIConfig, AMIConnection, AMIError, dial_number
 from telephony.forms import CallerForm, RegistrationForm
 
 
@@ -102,3 +106,31 @@ def call_close(request, pk):
     call_dismiss(call)
     transaction.on_commit(lambda: realtime.call_closed(call.pk))
     return done()
+
+
+DEMO_SCENARIOS = {"inbound_answered", "inbound_missed"}
+
+
+@login_required
+@require_POST
+def demo_call(request):
+    """Demo mode only: ask the PBX simulator for a call to this operator (the one place the web talks AMI)."""
+    operator = getattr(request.user, "operator", None)
+    scenario = request.POST.get("scenario", "inbound_answered")
+    if not settings.DEMO or operator is None or scenario not in DEMO_SCENARIOS:
+        raise Http404
+    if request.POST.get("caller") == "known":
+        client = Client.objects.exclude(phone_mobile=None).order_by("?").first()
+        number = client.phone_mobile if client else "+74957894561"
+    else:
+        number = f"+7903{random.randint(1_000_000, 9_999_999)}"
+    ami = AMIConnection(AMIConfig.from_settings())
+    try:
+        ami.connect()
+        ami.login()
+        ami.send_action({"Action": "SimCall", "Scenario": scenario, "Caller": dial_number(number), "Extensions": operator.extension, "Ring": 4, "Talk": 10})
+    except AMIError as error:
+        return HttpResponse(str(error), status=502, content_type="text/plain; charset=utf-8")
+    finally:
+        ami.close()
+    return HttpResponse(status=204)

@@ -123,6 +123,8 @@ AMI_USERNAME = env.get("AMI_USERNAME", "simplecalls")
 AMI_SECRET = env.get("AMI_SECRET", "simplecalls" if DEBUG else "")
 RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
+# The demo control that asks the PBX simulator for a call; on by default only with DEBUG.
+DEMO = env_bool(env, "DEMO", DEBUG)
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(env, "SECURE_COOKIES", not DEBUG)
 

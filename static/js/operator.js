@@ -182,5 +182,17 @@
     ask.addEventListener("click", () => Notification.requestPermission().then(() => { ask.hidden = true; }));
   }
 
+  const demo = root.querySelector(".demo");
+  if (demo) {
+    demo.addEventListener("click", (event) => {
+      const button = event.target.closest("button");
+      if (!button) return;
+      const data = new FormData();
+      data.set("caller", button.dataset.caller);
+      data.set("scenario", button.dataset.scenario || "inbound_answered");
+      fetch(demo.dataset.demo, { method: "POST", body: data, headers: { "X-CSRFToken": csrf }, credentials: "same-origin" });
+    });
+  }
+
   connect();
 })();
