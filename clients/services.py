@@ -41,3 +41,17 @@ def client_search(query: str) -> QuerySet[Client]:
     for word in query.split():
         name &= Q(search_name__contains=word.casefold())
     return clients.filter(condition | name)
+
+
+def clients_by_phones(e164s: set[str]) -> dict[str, list[Client]]:
+    """For each number, the clients who have it: one query for a whole batch of callers."""
+    found: dict[str, list[Client]] = {phone: [] for phone in e164s}
+    if not found:
+        return found
+    condition = Q(phone_mobile__in=e164s) | Q(phone_home__in=e164s) | Q(phone_work__in=e164s)
+    for client in Client.objects.filter(condition).order_by().select_related("card_type", "ad_source"):
+        for phone in set(client.phones) & found.keys():
+            found[phone].append(client)
+    for clients in found.values():
+        clients.sort(key=lambda client: (client.full_name, client.pk))
+    return found

@@ -25,9 +25,12 @@ def calls_save_from_pbx(calls: list[Call]) -> list[Call]:
     return Call.objects.bulk_create(calls, update_conflicts=True, unique_fields=["linkedid"], update_fields=PBX_FIELDS)
 
 
-def call_link_client(call_id: int, client_id: int) -> bool:
-    """Attach the client found by number, unless someone already chose one."""
-    return bool(Call.objects.filter(pk=call_id, client__isnull=True).update(client_id=client_id))
+def calls_link_clients(links: dict[int, int]) -> None:
+    """Attach the clients found by number (call id → client id), where nobody has chosen one yet."""
+    if not links:
+        return
+    for call_id in Call.objects.filter(pk__in=links, client__isnull=True).values_list("pk", flat=True):
+        Call.objects.filter(pk=call_id, client__isnull=True).update(client_id=links[call_id])
 
 
 def recording_add(call_id: int, file: str, duration: int) -> None:

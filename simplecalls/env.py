@@ -69,3 +69,12 @@ def phone_region_from_env(environ: Mapping[str, str]) -> str:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ImproperlyConfigured(f"PHONE_REGION must be a two-letter country code such as RU; got {region!r}")
     return region
+
+
+def database_url(settings_dict: Mapping) -> str:
+    """A DATABASE_URL for another process to open the same database (the tests' or a benchmark's)."""
+    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{settings_dict['NAME']}"
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
+    return f"postgres://{settings_dict['USER']}{password}@{host}:{port}/{settings_dict['NAME']}"

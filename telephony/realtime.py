@@ -46,32 +46,36 @@ def client_payload(client: Client) -> dict:
     }
 
 
-def call_message(kind: str, call: Call) -> dict:
-    clients = [call.client] if call.client_id else client_find_by_phone(call.phone)
+def call_message(kind: str, call: Call, clients: list[Client] | None = None) -> dict:
+    """A live message about `call`; `clients` are the caller's matches, looked up when not given."""
+    if clients is None:
+        clients = [call.client] if call.client_id else client_find_by_phone(call.phone)
     return {"type": kind, "call": call_payload(call), "clients": [client_payload(client) for client in clients]}
 
 
-def send_to_operator(user_id: int, message: dict) -> None:
+def send_many(messages: list[tuple[int, dict]]) -> None:
+    """Send each message to its operator's group, all at once; a failure is logged, never raised."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
-    group = operator_group(user_id)
-    if _server_loop is not None and _server_loop.is_running():
-        asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop)
-    else:
-        async_to_sync(layer.group_send)(group, message)
+
+    async def send_all():
+        await asyncio.gather(*(layer.group_send(operator_group(user_id), message) for user_id, message in messages))
+
+    try:
+        if _server_loop is not None and _server_loop.is_running():
+            asyncio.run_coroutine_threadsafe(send_all(), _server_loop)
+        else:
+            async_to_sync(send_all)()
+    except Exception:  # the page catches up on its next connect
+        log.exception("could not push %d live messages", len(messages))
 
 
 def call_changed(call_id: int, kinds: list[str]) -> None:
     """Tell the call's operator what happened to it: call.ringing, call.answered, call.ended."""
     call = Call.objects.select_related("client__card_type").filter(pk=call_id).first()
-    if call is None or call.operator_id is None:
-        return
-    for kind in kinds:
-        try:
-            send_to_operator(call.operator_id, call_message(kind, call))
-        except Exception:  # a push that fails must not stop the listener; the page catches up on reconnect
-            log.exception("could not push %s for call %s", kind, call_id)
+    if call is not None and call.operator_id is not None:
+        send_many([(call.operator_id, call_message(kind, call)) for kind in kinds])
 
 
 def catch_up_messages(user_id: int) -> list[dict]:
@@ -89,4 +93,4 @@ def call_closed(call_id: int) -> None:
     """Registered or dismissed: every open page of the operator drops the call's form."""
     call = Call.objects.filter(pk=call_id).first()
     if call is not None and call.operator_id is not None:
-        send_to_operator(call.operator_id, {"type": "call.registered", "call": call_payload(call), "clients": []})
+        send_many([(call.operator_id, {"type": "call.registered", "call": call_payload(call), "clients": []})])

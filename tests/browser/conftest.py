@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from simplecalls.env import database_url
 from telephony.ami import AMIConfig, AMIConnection
 from tests.conftest import CHROMIUM, needs
 
@@ -68,15 +69,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def database_url() -> str:
-    """The test database, for another process: the embedded stack runs beside the tests."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @dataclass
 class Stack:
     url: str
@@ -97,7 +89,7 @@ def stack(transactional_db, tmp_path):
     """`make run`'s embedded stack (web server, listener, PBX simulator) as its own process, on the test database."""
     port, ami_port = free_port(), free_port()
     environ = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(), "DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(connection.settings_dict), "DEBUG": "1",
         "AMI_HOST": "127.0.0.1", "AMI_PORT": str(ami_port), "AMI_USERNAME": "simplecalls", "AMI_SECRET": "stack-secret",
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "LOG_LEVEL": "WARNING",
     }

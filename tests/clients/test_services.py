@@ -3,7 +3,7 @@ from django.db import connection
 
 from clients.models import Client
 from clients.phones import phone_normalize
-from clients.services import client_find_by_phone, client_search, clients_with_phone
+from clients.services import client_find_by_phone, client_search, clients_by_phones, clients_with_phone
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +72,12 @@ def test_search_finds_by_name_phone_or_card_number():
     assert list(client_search("8 (495) 789-45-61")) == [savitskaya]
     assert list(client_search("a-77")) == [savitskaya]
     assert client_search("").count() == 2
+
+
+def test_a_batch_of_numbers_is_looked_up_at_once(django_assert_num_queries):
+    savitskaya = Client.objects.create(last_name="Савицкая", phone_mobile="+74957894561")
+    orlov = Client.objects.create(last_name="Орлов", phone_home="+74993690439")
+    orlova = Client.objects.create(last_name="Орлова", phone_work="+74993690439")
+    with django_assert_num_queries(1):
+        found = clients_by_phones({"+74957894561", "+74993690439", "+79990000000"})
+    assert found == {"+74957894561": [savitskaya], "+74993690439": [orlov, orlova], "+79990000000": []}

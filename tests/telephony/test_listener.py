@@ -1,8 +1,9 @@
+import asyncio
 from pathlib import Path
 
 import pytest
 from channels.layers import get_channel_layer
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
 from clients.models import Client
@@ -97,15 +98,15 @@ def test_garbage_in_the_stream_does_not_stop_the_call_after_it(listener, operato
 def test_the_operator_is_told_ringing_answered_ended_after_commit(listener, operator_user, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
 
-    async def subscribe():
+    def replay_and_commit():
+        with django_capture_on_commit_callbacks(execute=True):
+            replay(listener, "inbound__answered")
+
+    async def scenario():
+        # Subscribe and receive on one loop (the Redis pub/sub layer's subscriptions belong to it).
         channel = await layer.new_channel()
         await layer.group_add(operator_group(operator_user.pk), channel)
-        return channel
+        await sync_to_async(replay_and_commit)()
+        return [(await asyncio.wait_for(layer.receive(channel), 5))["type"] for _ in range(3)]
 
-    async def receive(channel, count):
-        return [(await layer.receive(channel))["type"] for _ in range(count)]
-
-    channel = async_to_sync(subscribe)()
-    with django_capture_on_commit_callbacks(execute=True):
-        replay(listener, "inbound__answered")
-    assert async_to_sync(receive)(channel, 3) == ["call.ringing", "call.answered", "call.ended"]
+    assert async_to_sync(scenario)() == ["call.ringing", "call.answered", "call.ended"]
