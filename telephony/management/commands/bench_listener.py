@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import connection
+from django.utils import timezone
 
 from history.models import Call
 from telephony.ami import AMIConfig, AMIConnection
@@ -74,7 +75,7 @@ def stock_pyst2(config: AMIConfig, send_stream, count: int) -> float:
     tracker, seen, done = CallTracker(), [0], threading.Event()
 
     def on_event(event, manager):
-        tracker.apply(event.headers, now_utc())
+        tracker.apply(event.headers, timezone.now())
         seen[0] += 1
         if seen[0] >= count:
             done.set()
@@ -96,7 +97,7 @@ def ours(config: AMIConfig, send_stream, count: int) -> float:
     tracker, seen, done = CallTracker(), [0], threading.Event()
 
     def on_event(headers):
-        tracker.apply(headers, now_utc())
+        tracker.apply(headers, timezone.now())
         seen[0] += 1
         if seen[0] >= count:
             done.set()
@@ -145,8 +146,3 @@ def settle(seen: list[int]) -> None:
     time.sleep(0.3)
     seen[0] = 0
 
-
-def now_utc():
-    from django.utils import timezone
-
-    return timezone.now()
