@@ -91,7 +91,7 @@ def stack(transactional_db, tmp_path):
     environ = os.environ | {
         "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(connection.settings_dict), "DEBUG": "1",
         "AMI_HOST": "127.0.0.1", "AMI_PORT": str(ami_port), "AMI_USERNAME": "simplecalls", "AMI_SECRET": "stack-secret",
-        "RECORDINGS_DIR": str(tmp_path / "recordings"), "LOG_LEVEL": "WARNING",
+        "RECORDINGS_DIR": str(tmp_path / "recordings"), "LOG_LEVEL": "INFO",
     }
     log = open(tmp_path / "stack.log", "w")
     process = subprocess.Popen(
@@ -101,11 +101,20 @@ def stack(transactional_db, tmp_path):
     try:
         wait_until_listening(port, process, tmp_path / "stack.log")
         wait_until_listening(ami_port, process, tmp_path / "stack.log")
+        wait_until_logged(": connected to Asterisk", process, tmp_path / "stack.log")  # the listener hears calls from now on
         yield Stack(f"http://127.0.0.1:{port}", AMIConfig("127.0.0.1", ami_port, "simplecalls", "stack-secret", ping_interval=0))
     finally:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+def wait_until_logged(text: str, process, log_path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the stack never logged {text!r}: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
 
 
 def wait_until_listening(port: int, process, log_path, timeout: float = 30) -> None:

@@ -40,9 +40,15 @@ def operators(django_user_model):
         Operator.objects.create(user=user, extension=extension, channel=f"PJSIP/{extension}")
 
 
+def logged_in(simulator, timeout=10.0):
+    """The listener is logged in: a call placed now is heard from its first event."""
+    wait_for(lambda: any(session.authenticated for session in simulator.simulator.sessions), timeout)
+
+
 @pytest.fixture
 def listening(simulator, operators):
     listener = RunningListener(simulator.config())
+    logged_in(simulator)
     yield simulator
     listener.close()
 
@@ -104,7 +110,7 @@ def test_a_replayed_call_creates_no_duplicate(listening):
 def test_chan_variables_and_garbage_do_not_stop_the_listener(operators, tmp_path):
     with running_simulator(time_scale=0.01, chanvariables=["CDR(userfield)"]) as simulator:
         listener = RunningListener(simulator.config())
-        wait_for(lambda: len(simulator.simulator.sessions) > 0)
+        logged_in(simulator)
         simulator.inject_raw(b"no colon here\r\n\r\nEvent: Newchannel\r\nbroken\r\n\r\n" + b"Z" * 80_000 + b"\r\n\r\n")
         linkedid = simulator.call("inbound_answered")
         wait_for(ended(linkedid))
@@ -114,13 +120,14 @@ def test_chan_variables_and_garbage_do_not_stop_the_listener(operators, tmp_path
 def test_a_killed_simulator_is_reconnected_to(operators):
     simulator = RunningSimulator(time_scale=0.01)
     listener = RunningListener(simulator.config())
+    logged_in(simulator)
     first = simulator.call("inbound_answered")
     wait_for(ended(first))
     port = simulator.port
     simulator.stop()
     time.sleep(1.1)  # Uniqueids are <epoch>.<seq>: a restarted PBX counts from a later second
     with running_simulator(time_scale=0.01, port=port) as revived:
-        wait_for(lambda: any(session.authenticated for session in revived.simulator.sessions), timeout=20)
+        logged_in(revived, timeout=20)  # its reconnect backoff runs 1, 2, 4… s
         second = revived.call("inbound_answered")
         wait_for(ended(second))
     listener.close()
