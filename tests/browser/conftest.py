@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,10 +68,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@dataclass
 class Stack:
-    url: str
-    ami: AMIConfig
+    """`make run`'s embedded stack (web server, listener, PBX simulator) as its own process, on the test database."""
+
+    def __init__(self, workdir: Path):
+        self.port, ami_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ami = AMIConfig("127.0.0.1", ami_port, "simplecalls", "stack-secret", ping_interval=0)
+        self.log_path = workdir / "stack.log"
+        self.environ = os.environ | {
+            "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(connection.settings_dict), "DEBUG": "1",
+            "AMI_HOST": "127.0.0.1", "AMI_PORT": str(ami_port), "AMI_USERNAME": "simplecalls", "AMI_SECRET": "stack-secret",
+            "RECORDINGS_DIR": str(workdir / "recordings"), "LOG_LEVEL": "INFO",
+        }
+        self.process = None
+
+    def start(self) -> None:
+        self.log_path.write_text("")
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_embedded", "--noreload", "--skip-checks", f"127.0.0.1:{self.port}"],
+                cwd=ROOT, env=self.environ, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until_listening(self.port, self.process, self.log_path)
+        wait_until_listening(self.ami.port, self.process, self.log_path)
+        wait_until_logged(": connected to Asterisk", self.process, self.log_path)  # the listener hears calls from now on
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
 
     def ring(self, caller: str, *, extensions: str = "100", scenario: str = "inbound_answered", ring: float = 2, talk: float = 3) -> str:
         """A call from `caller` to the extensions, through the simulator's SimCall action."""
@@ -86,27 +110,12 @@ class Stack:
 
 @pytest.fixture
 def stack(transactional_db, tmp_path):
-    """`make run`'s embedded stack (web server, listener, PBX simulator) as its own process, on the test database."""
-    port, ami_port = free_port(), free_port()
-    environ = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(connection.settings_dict), "DEBUG": "1",
-        "AMI_HOST": "127.0.0.1", "AMI_PORT": str(ami_port), "AMI_USERNAME": "simplecalls", "AMI_SECRET": "stack-secret",
-        "RECORDINGS_DIR": str(tmp_path / "recordings"), "LOG_LEVEL": "INFO",
-    }
-    log = open(tmp_path / "stack.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_embedded", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
-    )
+    running = Stack(tmp_path)
+    running.start()
     try:
-        wait_until_listening(port, process, tmp_path / "stack.log")
-        wait_until_listening(ami_port, process, tmp_path / "stack.log")
-        wait_until_logged(": connected to Asterisk", process, tmp_path / "stack.log")  # the listener hears calls from now on
-        yield Stack(f"http://127.0.0.1:{port}", AMIConfig("127.0.0.1", ami_port, "simplecalls", "stack-secret", ping_interval=0))
+        yield running
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        running.stop()
 
 
 def wait_until_logged(text: str, process, log_path, timeout: float = 30) -> None:

@@ -130,3 +130,14 @@ def test_registration_shows_in_the_clients_data_and_clears_the_other_tab(stack, 
     expect(row).to_contain_text("Постоянный клиент")
     expect(stack_page.locator("main")).to_contain_text(reminder.strftime("%d.%m.%Y"))
     shoot(stack_page, "client-card-after-registration")
+
+
+def test_the_page_reconnects_by_itself_after_a_server_restart(stack, stack_page, anna):
+    Client.objects.create(last_name="Савицкая", first_name="Наталья", phone_mobile="+74957894561")
+    open_screen(stack_page)
+    stack.stop()
+    expect(stack_page.locator("#call-popups")).to_have_attribute("data-link", "down")
+    stack.start()
+    expect(stack_page.locator("#call-popups")).to_have_attribute("data-link", "up", timeout=20_000)
+    stack.ring("84957894561")
+    expect(stack_page.locator(".popup-panel h2")).to_have_text("Савицкая Наталья")

@@ -132,3 +132,26 @@ def test_a_killed_simulator_is_reconnected_to(operators):
         wait_for(ended(second))
     listener.close()
     assert Call.objects.count() == 2
+
+
+def test_sigterm_stops_the_daemon_cleanly(simulator, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from simplecalls.env import database_url
+
+    config = simulator.config()
+    environ = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.test", "DATABASE_URL": database_url(connection.settings_dict),
+        "AMI_HOST": config.host, "AMI_PORT": str(config.port), "AMI_USERNAME": config.username, "AMI_SECRET": config.secret,
+    }
+    daemon = subprocess.Popen([sys.executable, "manage.py", "pbx_listen"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logged_in(simulator, timeout=30)
+    daemon.send_signal(signal.SIGTERM)
+    output, _ = daemon.communicate(timeout=15)
+    assert daemon.returncode == 0, output
+    assert "listener stopped" in output and "Traceback" not in output
