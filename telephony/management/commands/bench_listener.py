@@ -34,9 +34,10 @@ def build_stream(events: int) -> tuple[bytes, int]:
             text = fixture.read()
         frames.append("".join(frame + "\r\n\r\n" for frame in text.split("\r\n\r\n") if frame.startswith("Event:")))
     chunks, count, copy = [], 0, 0
+    run = int(time.time() * 1000) % 10**9  # fresh ids on every run: each run inserts its own calls
     while count < events:
         for frame in frames:
-            shift = copy * 100_000
+            shift = run + copy * 100_000
             chunks.append(ID.sub(lambda m: f"{m[1]}: {int(m[2]) + shift}.{m[3]}\r", frame))
             count += frame.count("Event:")
             copy += 1
