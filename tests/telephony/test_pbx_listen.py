@@ -155,3 +155,20 @@ def test_sigterm_stops_the_daemon_cleanly(simulator, tmp_path):
     output, _ = daemon.communicate(timeout=15)
     assert daemon.returncode == 0, output
     assert "listener stopped" in output and "Traceback" not in output
+
+
+def test_a_standby_listener_takes_over_when_the_active_one_stops(simulator, operators, settings):
+    from tests.conftest import needs
+
+    needs(bool(settings.REDIS_URL), "the standby's lock lives in Redis: set REDIS_URL")
+    logged_in_count = lambda: sum(session.authenticated for session in simulator.simulator.sessions)  # noqa: E731
+    active = RunningListener(simulator.config())
+    logged_in(simulator)
+    standby = RunningListener(simulator.config())
+    time.sleep(1.5)
+    assert logged_in_count() == 1, "the standby waits without connecting"
+    active.close()
+    wait_for(lambda: logged_in_count() == 1, timeout=12)
+    linkedid = simulator.call("inbound_answered")
+    wait_for(ended(linkedid))
+    standby.close()
