@@ -1,10 +1,12 @@
 """The only code that calls the channel layer: each operator's page listens on its own group."""
 
 import asyncio
+import datetime
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from clients.models import Client
 from clients.services import client_find_by_phone
@@ -81,7 +83,10 @@ def call_changed(call_id: int, kinds: list[str]) -> None:
 def catch_up_messages(user_id: int) -> list[dict]:
     """On every (re)connect: the operator's calls still in progress, then those awaiting registration."""
     messages = []
-    active = Call.objects.filter(operator_id=user_id, ended_at__isnull=True, disposition__in=["ringing", "answered"]).select_related("client__card_type")
+    # A call still open after 12 hours lost its end with the PBX link; it is no longer "in progress".
+    since = timezone.now() - datetime.timedelta(hours=12)
+    active = Call.objects.filter(operator_id=user_id, ended_at__isnull=True, started_at__gte=since, disposition__in=["ringing", "answered"])
+    active = active.select_related("client__card_type")
     for call in active.order_by("started_at"):
         messages.append(call_message("call.answered" if call.answered_at else "call.ringing", call))
     pending = calls_awaiting_registration(user_id)

@@ -103,3 +103,13 @@ async def test_a_foreign_origin_is_refused(django_user_model):
     communicator = WebsocketCommunicator(application, "/ws/operator/", headers=[(b"origin", b"http://evil.example"), (b"cookie", cookie.encode())])
     connected, _ = await communicator.connect()
     assert not connected
+
+
+async def test_a_call_left_open_for_half_a_day_is_not_shown_as_in_progress(django_user_model):
+    anna = await sync_to_async(make_operator)(django_user_model, "anna", "100")
+    long_ago = timezone.now() - datetime.timedelta(hours=13)
+    await sync_to_async(make_call)("1.1", anna, disposition="answered", started_at=long_ago, answered_at=long_ago)
+    communicator = await connect(anna)
+    await communicator.connect()
+    assert (await communicator.receive_json_from())["type"] == "calls.pending"
+    await communicator.disconnect()
