@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from clients.models import PHONE_FIELDS, Client
+from clients.models import Client
 from clients.phones import phone_normalize
 
 

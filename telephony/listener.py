@@ -1,6 +1,5 @@
 """AMI events → call state → `history.Call` rows → live messages, one batch per step."""
 
-import logging
 import queue
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from telephony import realtime
 from telephony.events import CallState, CallTracker
 from telephony.models import Operator
 
-log = logging.getLogger(__name__)
 
 BATCH = 500
 OPERATORS_TTL = 30.0

@@ -105,9 +105,9 @@ async def measure(address: str, cookies: list[tuple[str, str]], ami: AMIConfig, 
 
     watcher = AMIConnection(ami, on_event=on_event)
     caller = AMIConnection(ami)
-    for connection in (watcher, caller):
-        connection.connect()
-        connection.login()
+    for ami_connection in (watcher, caller):
+        ami_connection.connect()
+        ami_connection.login()
     extensions = [extension for extension, _ in cookies]
 
     def place_calls():
