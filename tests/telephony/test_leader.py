@@ -21,13 +21,13 @@ def redis_url():
 
 def test_only_one_listener_is_active_and_a_standby_takes_over_when_it_dies(redis_url):
     name = f"test-{uuid.uuid4().hex}"
-    active = Leadership(redis_url, name, ttl=0.5, renew_every=0.1)
-    standby = Leadership(redis_url, name, ttl=0.5, renew_every=0.1)
+    active = Leadership(redis_url, name, ttl=1.0, renew_every=0.1)
+    standby = Leadership(redis_url, name, ttl=1.0, renew_every=0.1)
     assert active.hold() and not standby.hold()
     time.sleep(0.3)
     assert active.hold() and not standby.hold(), "renewal keeps the lock past a renew period"
     # The active process dies: it stops renewing, and the lock expires after its ttl.
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 3
     while not standby.hold():
         assert time.monotonic() < deadline, "the standby did not take over"
         time.sleep(0.05)
