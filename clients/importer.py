@@ -246,8 +246,9 @@ class Upserter:
         if row.get("card_number"):
             by_card[row["card_number"]] = row
         for name in PHONE_FIELDS:
-            if row.get(name) and row not in by_phone.setdefault(row[name], []):
-                by_phone[row[name]].append(row)
+            rows = by_phone.setdefault(row[name], []) if row.get(name) else None
+            if rows is not None and all(other is not row for other in rows):  # identity: equal rows are two clients
+                rows.append(row)
 
     def skip(self, line: int, reason: str) -> None:
         self.report.skipped += 1

@@ -71,46 +71,44 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(figures))
 
 
+class Reducer:
+    """Feeds every event to a CallTracker and says when `count` have arrived."""
+
+    def __init__(self, count: int):
+        self.tracker, self.count, self.seen, self.done = CallTracker(), count, [0], threading.Event()
+
+    def __call__(self, headers) -> None:
+        self.tracker.apply(headers, timezone.now())
+        self.seen[0] += 1
+        if self.seen[0] >= self.count:
+            self.done.set()
+
+    def time(self, send_stream) -> float:
+        settle(self.seen)
+        started = time.perf_counter()
+        send_stream()
+        self.done.wait(600)
+        return time.perf_counter() - started
+
+
 def stock_pyst2(config: AMIConfig, send_stream, count: int) -> float:
     """pyst2 0.5.1 as shipped: unbuffered socket, its own threads and dispatch."""
-    tracker, seen, done = CallTracker(), [0], threading.Event()
-
-    def on_event(event, manager):
-        tracker.apply(event.headers, timezone.now())
-        seen[0] += 1
-        if seen[0] >= count:
-            done.set()
-
+    reducer = Reducer(count)
     manager = asterisk.manager.Manager()
     manager.connect(config.host, config.port)
     manager.login(config.username, config.secret)
-    manager.register_event("*", on_event)
-    settle(seen)
-    started = time.perf_counter()
-    send_stream()
-    done.wait(600)
-    elapsed = time.perf_counter() - started
+    manager.register_event("*", lambda event, manager: reducer(event.headers))
+    elapsed = reducer.time(send_stream)
     manager.close()
     return elapsed
 
 
 def ours(config: AMIConfig, send_stream, count: int) -> float:
-    tracker, seen, done = CallTracker(), [0], threading.Event()
-
-    def on_event(headers):
-        tracker.apply(headers, timezone.now())
-        seen[0] += 1
-        if seen[0] >= count:
-            done.set()
-
-    connection_ = AMIConnection(config, on_event=on_event)
+    reducer = Reducer(count)
+    connection_ = AMIConnection(config, on_event=reducer)
     connection_.connect()
     connection_.login()
-    settle(seen)
-    started = time.perf_counter()
-    send_stream()
-    done.wait(600)
-    elapsed = time.perf_counter() - started
+    elapsed = reducer.time(send_stream)
     connection_.close()
     return elapsed
 
