@@ -1,5 +1,6 @@
 """Reading settings from the environment: every bad value names its variable."""
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
@@ -69,6 +70,15 @@ def phone_region_from_env(environ: Mapping[str, str]) -> str:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ImproperlyConfigured(f"PHONE_REGION must be a two-letter country code such as RU; got {region!r}")
     return region
+
+
+def regex_from_env(environ: Mapping[str, str], name: str, default: str) -> str:
+    pattern = environ.get(name, "").strip() or default
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ImproperlyConfigured(f"{name} must be a regular expression: {error}; got {pattern!r}") from None
+    return pattern
 
 
 def database_url(settings_dict: Mapping) -> str:

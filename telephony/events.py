@@ -41,7 +41,8 @@ _ORIGINATE_REASONS = {"0": "CHANUNAVAIL", "1": "CHANUNAVAIL", "3": "NOANSWER", "
                       "8": "CONGESTION"}
 _HANDLED = frozenset({"newchannel", "newstate", "dialbegin", "dialend", "bridgeenter",
                       "hangup", "varset", "localbridge", "originateresponse"})
-_SWEEP_EVERY = timedelta(minutes=1)
+# An AMI Timestamp further than this from the listener's clock is not believed (a PBX clock gone wrong).
+MAX_CLOCK_SKEW = timedelta(minutes=15)
 # An inbound call is answered by an operator's phone, an outbound one by the outside party.
 _ANSWERING_KIND = {"in": "ext", "out": "trunk"}
 
@@ -125,23 +126,52 @@ class CallTracker:
     """Reduces a stream of AMI messages to the state of each call.
 
     A finished call is kept among the last `keep_finished` ones, so a late duplicate event
-    cannot bring it back as a new call. An active call that has had no event for
-    `stale_after` (its Hangup was lost, say, while the link was down) is dropped unreported.
+    cannot bring it back as a new call. A call whose Hangup never comes (lost while the link
+    was down) is ended by `close_gone` or `close_silent`, and then freed like any other.
     """
 
     def __init__(self, *, region: str = "RU", extension_pattern: str = r"^\d{2,6}$",
-                 keep_finished: int = 1000, stale_after: timedelta = timedelta(hours=12)):
+                 keep_finished: int = 1000):
         self.region = region
         self._extension = re.compile(extension_pattern)
         self._keep_finished = keep_finished
-        self._stale_after = stale_after
         self._calls: dict[str, CallState] = {}
         self._finished: OrderedDict[str, CallState] = OrderedDict()
         self._owner: dict[str, str] = {}    # live Uniqueid -> key of the call it joined first
-        self._swept_at: datetime | None = None
 
     def active(self) -> list[CallState]:
         return list(self._calls.values())
+
+    def known(self, since: datetime) -> list[CallState]:
+        """Every active call, and the finished ones that ended at or after `since`."""
+        finished = [c for c in self._finished.values() if c.ended_at and c.ended_at >= since]
+        return self.active() + finished
+
+    def close_gone(self, live: set[str], at: datetime) -> list[CallState]:
+        """End the calls none of whose channels is in `live` (Uniqueids the PBX still has).
+
+        `live` must be newer than every message applied so far.
+        """
+        gone = [c for c in self._calls.values() if not (c.uniqueids & live) and c.linkedid not in live]
+        return [self._close(call, at) for call in gone]
+
+    def close_silent(self, now: datetime, silence: timedelta) -> list[CallState]:
+        """End the calls that have had no event for `silence`, as of their last event."""
+        silent = [c for c in self._calls.values()
+                  if c._last_seen is not None and now - c._last_seen > silence]
+        return [self._close(call, call._last_seen) for call in silent]
+
+    def _close(self, call: CallState, at: datetime) -> CallState:
+        for channel in call._channels.values():
+            if channel.hung_up_at is None:
+                channel.hung_up_at = max(at, call.started_at or at)
+        if not call._channels:
+            call._failed_at = at
+        self._settle(call, (), at)
+        for uid in call.uniqueids:
+            if self._owner.get(uid) == call.linkedid:
+                del self._owner[uid]
+        return call
 
     def apply(self, message: Mapping[str, str], now: datetime) -> CallState | None:
         """Feed one AMI message; return the call whose state changed (None if nothing changed).
@@ -166,7 +196,6 @@ class CallTracker:
             return None
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)   # mixing naive and aware times would raise
-        self._sweep(now)
         t = _time(m, now)
         if event == "originateresponse":
             return self._on_originate_response(m, t, now)
@@ -279,20 +308,10 @@ class CallTracker:
         return channel
 
     def _classify(self, name: str) -> tuple[str, str | None]:
-        if name.startswith("Local/"):
-            return "local", self._local_ext(name)
-        # <Tech>/<endpoint>-<sequence>: PJSIP/100-00000002 is extension 100's phone.
-        endpoint = name.partition("/")[2].rpartition("-")[0]
-        if endpoint and self._extension.match(endpoint):
-            return "ext", endpoint
-        return "trunk", None
+        return classify_channel(name, self._extension)
 
     def _local_ext(self, name: str) -> str | None:
-        # Local/100@from-internal-0000000a;1, or Local/100@from-internal as requested.
-        if not name.startswith("Local/"):
-            return None
-        ext = name[6:].partition("@")[0]
-        return ext if self._extension.match(ext) else None
+        return local_extension(name, self._extension)
 
     def _settle(self, call: CallState, before: tuple, now: datetime) -> CallState | None:
         call._last_seen = now
@@ -303,18 +322,6 @@ class CallTracker:
             while len(self._finished) > self._keep_finished:
                 self._finished.popitem(last=False)
         return call if _public(call) != before else None
-
-    def _sweep(self, now: datetime) -> None:
-        # Judged by the listener's clock: a bad Timestamp in one message must not drop calls.
-        if self._swept_at is not None and abs(now - self._swept_at) < _SWEEP_EVERY:
-            return
-        self._swept_at = now
-        for key, call in list(self._calls.items()):
-            if call._last_seen is not None and now - call._last_seen > self._stale_after:
-                del self._calls[key]
-                for uid in call.uniqueids:
-                    if self._owner.get(uid) == key:
-                        del self._owner[uid]
 
 
 def _derive(call: CallState) -> None:
@@ -382,6 +389,25 @@ def _derive(call: CallState) -> None:
             call.disposition = "no_answer"     # e.g. the caller gave up before any dial
 
 
+def classify_channel(name: str, extension: re.Pattern) -> tuple[str, str | None]:
+    """("local", ext or None), ("ext", ext) for an operator's phone, or ("trunk", None)."""
+    if name.startswith("Local/"):
+        return "local", local_extension(name, extension)
+    # <Tech>/<endpoint>-<sequence>: PJSIP/100-00000002 is extension 100's phone.
+    endpoint = name.partition("/")[2].rpartition("-")[0]
+    if endpoint and extension.match(endpoint):
+        return "ext", endpoint
+    return "trunk", None
+
+
+def local_extension(name: str, extension: re.Pattern) -> str | None:
+    # Local/100@from-internal-0000000a;1, or Local/100@from-internal as requested.
+    if not name.startswith("Local/"):
+        return None
+    ext = name[6:].partition("@")[0]
+    return ext if extension.match(ext) else None
+
+
 def _answer(channel: _Channel, t: datetime) -> None:
     if channel.answered_at is None or t < channel.answered_at:
         channel.answered_at = t
@@ -402,12 +428,15 @@ def _lowered(message: Mapping[str, str]) -> dict[str, str]:
 
 
 def _time(m: dict[str, str], now: datetime) -> datetime:
+    """The event's own Timestamp when it is believable, else its arrival time."""
     stamp = m.get("timestamp")
     if stamp:
         try:
-            return datetime.fromtimestamp(float(stamp), timezone.utc)
+            t = datetime.fromtimestamp(float(stamp), timezone.utc)
         except (ValueError, OverflowError, OSError):
-            pass
+            return now
+        if abs(t - now) <= MAX_CLOCK_SKEW:
+            return t
     return now
 
 

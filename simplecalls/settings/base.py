@@ -12,6 +12,7 @@ from simplecalls.env import (
     env_list,
     phone_region_from_env,
     redis_url_from_env,
+    regex_from_env,
 )
 
 env = os.environ
@@ -90,6 +91,9 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-cdr": {"task": "telephony.tasks.reconcile_cdr", "schedule": 60.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -123,6 +127,23 @@ AMI_USERNAME = env.get("AMI_USERNAME", "simplecalls")
 AMI_SECRET = env.get("AMI_SECRET", "simplecalls" if DEBUG else "")
 RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
+# Phones not listed in the operator table count as operators' phones when their endpoint matches this.
+EXTENSION_PATTERN = regex_from_env(env, "EXTENSION_PATTERN", r"^\d{2,6}$")
+
+# The PBX's own call records (CDR), read to repair the call log: Asterisk's Master.csv (cdr_csv)
+# or a CDR table in PostgreSQL (cdr_pgsql). CDR times are the PBX's local time.
+CDR_CSV = env.get("CDR_CSV", "")
+CDR_DSN = env.get("CDR_DSN", "")
+CDR_TABLE = env.get("CDR_TABLE", "cdr")
+CDR_TIMEZONE = env.get("CDR_TIMEZONE", "") or env.get("TIME_ZONE", "Europe/Moscow")
+# How far back the periodic reconciliation looks.
+CDR_WINDOW_HOURS = env_int(env, "CDR_WINDOW_HOURS", 24, high=24 * 366)
+
+# The listener's leadership lease: a standby takes over this many seconds after the leader stops renewing.
+LISTENER_LEASE_SECONDS = env_int(env, "LISTENER_LEASE_SECONDS", 3, high=600)
+# A call with no event for this long is closed (its hang-up was lost).
+STALE_CALL_MINUTES = env_int(env, "STALE_CALL_MINUTES", 720, high=60 * 24 * 7)
+
 # The demo control that asks the PBX simulator for a call; on by default only with DEBUG.
 DEMO = env_bool(env, "DEMO", DEBUG)
 

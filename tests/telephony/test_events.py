@@ -84,10 +84,18 @@ def replay(timed_messages, tracker=None):
     tracker = tracker or CallTracker()
     reported = {}
     for second, message in timed_messages:
-        state = tracker.apply(message, CLOCK + timedelta(seconds=second))
+        state = tracker.apply(message, arrival(message, CLOCK + timedelta(seconds=second)))
         if state is not None:
             reported[state.linkedid] = state
     return tracker, reported
+
+
+def arrival(message, otherwise):
+    """When the listener got `message`: its clock agrees with the PBX's, so at its Timestamp."""
+    try:
+        return datetime.fromtimestamp(float(message.get("Timestamp", "")), timezone.utc)
+    except ValueError:
+        return otherwise
 
 
 def final_state(messages):
@@ -373,12 +381,21 @@ def test_it_matches_headers_without_regard_to_case_and_takes_the_last_of_a_list(
 def test_it_prefers_the_timestamp_header_to_the_clock():
     base = {"Event": "Newchannel", "Channel": "PJSIP/trunk-00000001", "Uniqueid": "9.1",
             "Linkedid": "9.1"}
+    now = datetime(2024, 11, 27, 12, 40, 3, tzinfo=timezone.utc)
 
-    stamped = CallTracker().apply({**base, "Timestamp": "1732711200.250000"}, CLOCK)
-    unstamped = CallTracker().apply({**base, "Timestamp": "not-a-number"}, CLOCK)
+    stamped = CallTracker().apply({**base, "Timestamp": "1732711200.250000"}, now)
+    unstamped = CallTracker().apply({**base, "Timestamp": "not-a-number"}, now)
 
     assert stamped.started_at == datetime(2024, 11, 27, 12, 40, 0, 250000, tzinfo=timezone.utc)
-    assert unstamped.started_at == CLOCK
+    assert unstamped.started_at == now
+
+
+@pytest.mark.parametrize("stamp", ["4102444800.0", "-5000000000.0", "1e300", "nan", "inf"])
+def test_a_timestamp_far_from_the_listeners_clock_gives_way_to_the_arrival_time(stamp):
+    message = {"Event": "Newchannel", "Channel": "PJSIP/trunk-00000001", "Uniqueid": "9.1",
+               "Linkedid": "9.1", "Timestamp": stamp}
+
+    assert CallTracker().apply(message, CLOCK).started_at == CLOCK
 
 
 def test_it_un_escapes_the_recording_file_name():
@@ -432,19 +449,43 @@ def test_finished_calls_are_forgotten_so_memory_stays_bounded():
     assert len(tracker._finished) == 100
 
 
-def test_a_call_that_goes_silent_for_too_long_is_dropped():
+def test_a_call_that_goes_silent_for_too_long_is_closed_as_of_its_last_event():
     messages = load("inbound__answered.txt")
     hangups = [i for i, m in enumerate(messages) if m.get("Event") == "Hangup"]
-    tracker = CallTracker(stale_after=timedelta(hours=1))
-    for message in messages[:hangups[0]]:
-        tracker.apply(message, CLOCK)
-    assert len(tracker.active()) == 1
+    tracker, _ = replay(enumerate(messages[:hangups[0]]))
+    last_event = tracker.active()[0]._last_seen
+    assert tracker.close_silent(last_event + timedelta(minutes=59), timedelta(hours=1)) == []
 
-    next_call = next(m for m in renumbered(messages, "next") if m.get("Event") == "Newchannel")
-    tracker.apply(next_call, CLOCK + timedelta(hours=2))
+    [closed] = tracker.close_silent(last_event + timedelta(hours=2), timedelta(hours=1))
 
-    assert [call.linkedid for call in tracker.active()] == ["1732711200.42-next"]
-    assert len(tracker._owner) == 1
+    assert (closed.is_over, closed.disposition, closed.ended_at) == (True, "answered", last_event)
+    assert tracker.active() == []
+    late = [m for m in messages[hangups[0]:] if m.get("Event") == "Hangup"]
+    assert [tracker.apply(m, last_event) for m in late] == [None] * len(late), "a closed call stays closed"
+
+
+def test_a_call_the_pbx_no_longer_has_is_closed_and_one_it_still_has_is_kept():
+    messages = load("inbound__answered.txt")
+    hangups = [i for i, m in enumerate(messages) if m.get("Event") == "Hangup"]
+    tracker, _ = replay(enumerate(messages[:hangups[0]]))
+    tracker, _ = replay(enumerate(renumbered(messages[:hangups[0]], "alive")), tracker)
+    now = max(call._last_seen for call in tracker.active()) + timedelta(seconds=5)
+    live = {m["Uniqueid"] for m in renumbered(messages, "alive") if m.get("Uniqueid")}
+
+    closed = tracker.close_gone(live, now)
+
+    assert [(call.linkedid, call.is_over, call.ended_at) for call in closed] == [("1732711200.42", True, now)]
+    assert [call.linkedid for call in tracker.active()] == ["1732711200.42-alive"]
+
+
+def test_known_calls_are_the_active_ones_and_those_that_ended_recently():
+    messages = load("inbound__answered.txt")
+    tracker, reported = replay(enumerate(messages))
+    ended = reported["1732711200.42"].ended_at
+    tracker, _ = replay(enumerate(renumbered(messages[:5], "active")), tracker)
+
+    assert sorted(c.linkedid for c in tracker.known(ended)) == ["1732711200.42", "1732711200.42-active"]
+    assert [c.linkedid for c in tracker.known(ended + timedelta(seconds=1))] == ["1732711200.42-active"]
 
 
 def test_phone_normalisation_is_cached_because_it_is_the_slow_part():

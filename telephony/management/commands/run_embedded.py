@@ -1,29 +1,37 @@
 import asyncio
 import logging
 import threading
+from pathlib import Path
 
 from daphne.management.commands.runserver import Command as RunserverCommand
 from django.conf import settings
+from django.db import close_old_connections, connections
 
 from telephony import realtime
 from telephony.ami import AMIConfig
 from telephony.management.commands.pbx_listen import run as run_listener
+from telephony.reconcile import cdr_reconcile_recent
 from telephony.simulator import Simulator
 
 log = logging.getLogger("telephony.run_embedded")
+RECONCILE_EVERY = 60.0
+SIMULATOR_CDR = settings.VAR_DIR / "Master.csv"
 
 
 class Command(RunserverCommand):
-    help = "The embedded mode (make run): web server, PBX simulator and listener in one process."
+    help = "The embedded mode (make run): web server, PBX simulator, listener and CDR reconciliation in one process."
 
     def inner_run(self, *args, **options):
         from daphne.server import twisted_loop  # the loop daphne's reactor runs on
 
         # The in-memory channel layer only reaches consumers through that loop.
         realtime.attach_server_loop(twisted_loop)
+        if not settings.CDR_CSV:
+            use_simulator_cdr(SIMULATOR_CDR)
         stop = threading.Event()
         threading.Thread(target=serve_simulator, args=(stop,), name="pbx-simulator", daemon=True).start()
         threading.Thread(target=run_listener, args=(stop, AMIConfig.from_settings()), name="pbx-listen", daemon=True).start()
+        threading.Thread(target=reconcile_periodically, args=(stop,), name="cdr-reconcile", daemon=True).start()
         try:
             super().inner_run(*args, **options)
         finally:
@@ -35,7 +43,7 @@ def serve_simulator(stop: threading.Event) -> None:
         settings.RECORDINGS_DIR.mkdir(parents=True, exist_ok=True)
         simulator = Simulator(
             host=settings.AMI_HOST, port=settings.AMI_PORT, username=settings.AMI_USERNAME, secret=settings.AMI_SECRET,
-            cdr_csv=str(settings.VAR_DIR / "Master.csv"), recordings_dir=str(settings.RECORDINGS_DIR),
+            cdr_csv=str(SIMULATOR_CDR), recordings_dir=str(settings.RECORDINGS_DIR),
         )
         await simulator.start()
         log.info("PBX simulator on %s:%s", settings.AMI_HOST, simulator.port)
@@ -44,3 +52,23 @@ def serve_simulator(stop: threading.Event) -> None:
         await simulator.stop()
 
     asyncio.run(main())
+
+
+def use_simulator_cdr(path: Path) -> None:
+    """Reconcile from the simulator's records, begun afresh: calls of an earlier run, perhaps on another database, must not come back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.replace(path.with_name(path.name + ".old"))
+    path.touch()  # a PBX with no calls yet is not a missing file
+    # The simulator writes its times in this process's local time, which Django sets to TIME_ZONE.
+    settings.CDR_CSV, settings.CDR_TIMEZONE = str(path), settings.TIME_ZONE
+
+
+def reconcile_periodically(stop: threading.Event, every: float = RECONCILE_EVERY) -> None:
+    """What the Celery beat task does in production: repair the call log from the CDR every minute."""
+    while not stop.wait(every):
+        close_old_connections()
+        try:
+            cdr_reconcile_recent()
+        finally:
+            connections.close_all()  # this thread's connections
