@@ -1,5 +1,6 @@
 import datetime
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -14,15 +15,52 @@ def call_visible_to(user) -> QuerySet[Call]:
 
 
 # What the PBX tells about a call; registration fields (reason, result, comment…) are the operator's.
-PBX_FIELDS = ["direction", "disposition", "phone", "extension", "operator", "started_at", "answered_at", "ended_at", "duration", "billsec"]
+PBX_COLUMNS = ["linkedid", "direction", "disposition", "phone", "extension", "operator_id", "client_id", "started_at",
+               "answered_at", "ended_at", "duration", "billsec", "source"]
+# How an existing row takes a newer picture of its call ("c" is the row, "excluded" the picture):
+# never backwards, whichever listener wrote last and in whatever order the pictures arrive.
+MERGE = {
+    "direction": "CASE WHEN excluded.direction = '' THEN c.direction ELSE excluded.direction END",
+    "phone": "CASE WHEN excluded.phone = '' THEN c.phone ELSE excluded.phone END",
+    "extension": "CASE WHEN excluded.extension = '' THEN c.extension ELSE excluded.extension END",
+    "operator_id": "COALESCE(excluded.operator_id, c.operator_id)",
+    "started_at": "CASE WHEN excluded.started_at < c.started_at THEN excluded.started_at ELSE c.started_at END",
+    "answered_at": "CASE WHEN c.answered_at IS NULL OR excluded.answered_at < c.answered_at THEN excluded.answered_at ELSE c.answered_at END",
+    "disposition": "CASE WHEN c.answered_at IS NOT NULL OR excluded.answered_at IS NOT NULL THEN 'answered' ELSE excluded.disposition END",
+    "ended_at": "excluded.ended_at",
+    "duration": "excluded.duration",
+    "billsec": "excluded.billsec",
+}
 
 
-def calls_save_from_pbx(calls: list[Call]) -> list[Call]:
-    """Insert or update calls by linkedid in one statement; their ids are set on return.
+def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
+    """Insert or update calls by linkedid in one statement; return the id of each row written.
 
-    A client given here is kept only by a new row: an existing call's client is the operator's to change.
+    Monotonic: `started_at` only moves earlier, `answered` never goes back to ringing, and a
+    finished call is never written again (it is left out of the result). A client given here is
+    kept only by a new row: an existing call's client is the operator's to change.
     """
-    return Call.objects.bulk_create(calls, update_conflicts=True, unique_fields=["linkedid"], update_fields=PBX_FIELDS)
+    if not calls:
+        return {}
+    table = Call._meta.db_table
+    fields = [Call._meta.get_field(column.removesuffix("_id") if column.endswith("_id") else column) for column in PBX_COLUMNS]
+    params = []
+    for call in calls:
+        call.source = call.source or Call.Source.AMI
+        params += [field.get_db_prep_save(getattr(call, field.attname), connection) for field in fields]
+    row = "(" + ", ".join(["%s"] * len(PBX_COLUMNS)) + ", '', '')"
+    sql = (
+        f"INSERT INTO {table} AS c ({', '.join(PBX_COLUMNS)}, caller_kind, comment) "
+        f"VALUES {', '.join([row] * len(calls))} "
+        f"ON CONFLICT (linkedid) DO UPDATE SET {', '.join(f'{column} = {expression}' for column, expression in MERGE.items())} "
+        "WHERE c.ended_at IS NULL RETURNING id, linkedid"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = {linkedid: pk for pk, linkedid in cursor.fetchall()}
+    for call in calls:
+        call.pk = written.get(call.linkedid)
+    return written
 
 
 def calls_link_clients(links: dict[int, int]) -> None:
@@ -84,3 +122,21 @@ def client_recent_calls(client_id: int, *, exclude: int | None = None, limit: in
 def reminders_for(user) -> QuerySet[Call]:
     """The operator's personal reminders from today on."""
     return Call.objects.filter(operator=user, reminder_on__gte=timezone.localdate()).select_related("client").order_by("reminder_on")
+
+
+def calls_close(*, before: datetime.datetime, keep: set[str], at: datetime.datetime) -> int:
+    """End the calls still open that started before `before` and are not in `keep`: their end was lost.
+
+    An answered call stays answered; one never answered is a missed call, and waits to be registered.
+    """
+    closed = 0
+    open_calls = Call.objects.filter(ended_at__isnull=True, started_at__lt=before).exclude(linkedid__in=keep)
+    for pk, started_at, answered_at in open_calls.values_list("pk", "started_at", "answered_at"):
+        ended_at = max(at, started_at)
+        closed += Call.objects.filter(pk=pk, ended_at__isnull=True).update(
+            ended_at=ended_at,
+            disposition=Call.Disposition.ANSWERED if answered_at else Call.Disposition.NO_ANSWER,
+            duration=round((ended_at - started_at).total_seconds()),
+            billsec=round((ended_at - answered_at).total_seconds()) if answered_at else 0,
+        )
+    return closed

@@ -27,6 +27,10 @@ import asterisk.manager
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
+# Bounds on what one message may hold; past them it is logged and dropped, never kept in memory.
+MAX_FRAME = 256 * 1024
+MAX_FRAME_LINES = 1024
+MAX_VALUE = 1024
 HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -86,7 +90,8 @@ class Message(asterisk.manager.ManagerMsg):
     """pyst2's message, parsed from lines without their CRLF, ChanVariable headers included.
 
     Repeated keys keep the last value; `<prefix>ChanVariable: name=value` lines collect into a
-    dict under their own key, as pyst2 meant them to.
+    dict under their own key, as pyst2 meant them to. A value is cut at MAX_VALUE characters and
+    loses any NUL byte, so nothing unbounded or unstorable goes further.
     """
 
     def parse(self, response):
@@ -95,7 +100,7 @@ class Message(asterisk.manager.ManagerMsg):
             if not colon or not HEADER_NAME.match(key):
                 self.data = "\n".join(response[number:])
                 return
-            value = value.strip()
+            value = value.strip()[:MAX_VALUE].replace("\x00", "")
             if key.endswith("ChanVariable"):
                 name, _, variable = value.partition("=")
                 variables = self.headers.setdefault(key, {})
@@ -106,12 +111,13 @@ class Message(asterisk.manager.ManagerMsg):
 
 
 class _Pending:
-    __slots__ = ("done", "message", "error")
+    __slots__ = ("done", "message", "error", "items")
 
-    def __init__(self):
+    def __init__(self, listing: bool = False):
         self.done = threading.Event()
         self.message: Message | None = None
         self.error: AMIError | None = None
+        self.items: list[dict] | None = [] if listing else None  # the events of a list action
 
 
 class AMIConnection(asterisk.manager.Manager):
@@ -191,8 +197,12 @@ class AMIConnection(asterisk.manager.Manager):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def send_action(self, cdict: Mapping, timeout: float | None = None, **kwargs) -> Message:
-        """Send one action and wait for the response with its ActionID. Raises AMIError."""
+    def send_action(self, cdict: Mapping, timeout: float | None = None, *, listing: bool = False, **kwargs) -> Message:
+        """Send one action and wait for the response with its ActionID. Raises AMIError.
+
+        With `listing`, the action answers with a list of events (EventList: start … Complete):
+        the wait lasts until the list is complete, and its events are in `.items` of the result.
+        """
         if not self._connected.is_set():
             raise AMIConnectError(f"{self.config.address}: not connected")
         headers = {**cdict, **kwargs}
@@ -206,7 +216,7 @@ class AMIConnection(asterisk.manager.Manager):
             for item in value if isinstance(value, list | tuple) else [value]:
                 lines.append(f"{key}: {header_value(item)}")
         lines.append(f"ActionID: {action_id}")
-        pending = self._waiting[action_id] = _Pending()
+        pending = self._waiting[action_id] = _Pending(listing)
         try:
             with self._write_lock:
                 self._sock.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
@@ -219,7 +229,15 @@ class AMIConnection(asterisk.manager.Manager):
             raise AMITimeout(f"{self.config.address}: no response to {headers.get('Action')} in {timeout or self.config.timeout} s")
         if pending.error:
             raise pending.error
+        pending.message.items = pending.items or []
         return pending.message
+
+    def live_channels(self) -> set[str]:
+        """The Uniqueid and Linkedid of every channel the PBX has now (CoreShowChannels)."""
+        listing = self.send_action({"Action": "CoreShowChannels"}, listing=True)
+        if "Event" not in listing.headers:  # refused: an empty set here would mean "nothing is alive"
+            raise AMIError(f"{self.config.address}: CoreShowChannels refused ({listing.get_header('Message', 'no reason given')})")
+        return {item[key] for item in listing.items for key in ("Uniqueid", "Linkedid") if item.get(key)}
 
     def ping(self):
         return self.send_action({"Action": "Ping"})
@@ -257,13 +275,21 @@ class AMIConnection(asterisk.manager.Manager):
 
     def _frames(self):
         lines: list[str] = []
+        size, oversized = 0, False
         for raw in self._lines():
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line:
-                lines.append(line)
-            elif lines:
-                yield lines
-                lines = []
+                size += len(raw)
+                if size > MAX_FRAME or len(lines) >= MAX_FRAME_LINES:
+                    if not oversized:
+                        log.warning("AMI %s: dropped a message over %d bytes or %d lines", self.config.address, MAX_FRAME, MAX_FRAME_LINES)
+                    lines, oversized = [], True
+                elif not oversized:
+                    lines.append(line)
+            else:
+                if lines:
+                    yield lines
+                lines, size, oversized = [], 0, False
 
     def _lines(self):
         """Whole lines; one longer than MAX_LINE is logged and skipped instead of filling memory."""
@@ -288,6 +314,10 @@ class AMIConnection(asterisk.manager.Manager):
     def _handle(self, lines: list[str]) -> None:
         message = Message(lines)
         headers = message.headers
+        pending = self._waiting.get(headers.get("ActionID", ""))
+        if pending is not None and pending.items is not None:
+            self._list_part(pending, headers, message)
+            return
         if "Event" in headers:
             for callback in self._callbacks:
                 try:
@@ -301,6 +331,19 @@ class AMIConnection(asterisk.manager.Manager):
             pending.done.set()
         elif headers.get("Response") == "Generated Header":
             log.warning("AMI %s: skipped a frame that is neither event nor response: %r", self.config.address, lines[0][:120])
+
+    def _list_part(self, pending: _Pending, headers: dict, message: Message) -> None:
+        """One part of a list action's answer: its response, an item, or the closing event."""
+        if "Event" not in headers:
+            if headers.get("Response") == "Success":
+                return  # the items follow
+        elif headers.get("EventList", "").lower() != "complete":
+            pending.items.append(headers)
+            return
+        self._waiting.pop(headers.get("ActionID", ""), None)
+        pending.message = message
+        pending.done.set()
+
 
 def connect_with_retry(
     config: AMIConfig,

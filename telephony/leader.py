@@ -1,55 +1,102 @@
-"""One active listener per PBX: a Redis lock with a short expiry, renewed while the holder lives."""
+"""One writing listener per PBX: a lease row in the database, renewed by its holder, which also fences writes.
 
+Every listener reads the PBX; the one holding the lease writes. The lease is taken when it has
+expired (by the database's clock), and each taking raises its epoch. Every write transaction
+first locks the lease row on the epoch it was taken with (`fence`), so a listener that was
+frozen or cut off while another took over can never write again, whatever it has queued: its
+epoch is gone, and the lock makes the check and the write one atomic step.
+"""
+
+import datetime
 import logging
-import time
+import os
+import socket
+import threading
 import uuid
 
-import redis
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Now
+
+from telephony.models import ListenerLease
 
 log = logging.getLogger(__name__)
 
 
-class Leadership:
-    """`hold()` is True while this process is the active one; a standby takes over after `ttl` seconds."""
+class FenceError(Exception):
+    """This listener no longer holds the lease: nothing may be written."""
 
-    def __init__(self, url: str, name: str, *, ttl: float = 10.0, renew_every: float = 3.0):
-        self.client = redis.Redis.from_url(url, socket_timeout=2)
-        self.key = f"simplecalls:leader:{name}"
-        self.token = uuid.uuid4().hex
-        self.ttl_ms = int(ttl * 1000)
-        self.renew_every = renew_every
-        self.held = False
-        self.renewed_at = 0.0
 
-    def hold(self) -> bool:
-        now = time.monotonic()
-        if self.held and now - self.renewed_at < self.renew_every:
-            return True
+class Lease:
+    def __init__(self, name: str, *, ttl: float = 3.0, renew_every: float | None = None):
+        self.name = name
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.ttl = datetime.timedelta(seconds=ttl)
+        self.renew_every = renew_every if renew_every is not None else ttl / 3
+        self.epoch: int | None = None  # set while held
+
+    @property
+    def held(self) -> bool:
+        return self.epoch is not None
+
+    def renew(self) -> bool:
+        """Keep the lease, or take it if it has expired; return whether it is held."""
         try:
-            if self.held:
-                self.held = bool(self.client.eval(RENEW, 1, self.key, self.token, self.ttl_ms))
-                if not self.held:
-                    log.warning("lost the listener lock %s; standing by", self.key)
-            else:
-                self.held = bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
-                if self.held:
-                    log.info("holding the listener lock %s: this listener is active", self.key)
-        except redis.RedisError as error:
-            log.error("Redis unreachable for the listener lock (%s); standing by", error)
-            self.held = False
-        if self.held:
-            self.renewed_at = now
+            with transaction.atomic():
+                ListenerLease.objects.bulk_create([ListenerLease(name=self.name, expires_at=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))], ignore_conflicts=True)
+                mine = ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=self.epoch)
+                if self.epoch is not None and mine.update(expires_at=Now() + self.ttl):
+                    return True
+                taken = ListenerLease.objects.filter(name=self.name, expires_at__lte=Now()).update(
+                    holder=self.holder, epoch=F("epoch") + 1, expires_at=Now() + self.ttl, taken_at=Now()
+                )
+                epoch = ListenerLease.objects.filter(name=self.name, holder=self.holder).values_list("epoch", flat=True).first() if taken else None
+        except DatabaseError as error:
+            # The lease runs out by itself if this goes on; writes are fenced meanwhile.
+            log.error("could not renew the listener lease %s (%s); retrying", self.name, error)
+            connection.close()
+            return self.held
+        if self.epoch is not None and epoch is None:
+            log.warning("lost the listener lease %s (epoch %s): another listener writes now; standing by", self.name, self.epoch)
+        elif epoch is not None:
+            log.info("took the listener lease %s (epoch %s): this listener writes", self.name, epoch)
+        self.epoch = epoch
         return self.held
 
+    def fence(self) -> None:
+        """Inside a write transaction: lock the lease row on our epoch, or raise FenceError."""
+        if self.epoch is None or not ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=self.epoch).update(epoch=F("epoch")):
+            self.epoch = None
+            raise FenceError(self.name)
+
     def release(self) -> None:
-        if self.held:
+        if self.epoch is None:
+            return
+        try:
+            ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=self.epoch).update(expires_at=Now())
+        except DatabaseError:
+            pass
+        self.epoch = None
+
+    def keep(self, stop: threading.Event, ready: threading.Event) -> threading.Thread:
+        """Renew on a thread of its own, so nothing the listener waits on can delay it.
+
+        Only while `ready` (connected to the PBX): a listener that cannot hear the PBX lets another lead.
+        """
+
+        def loop():
             try:
-                self.client.eval(RELEASE, 1, self.key, self.token)
-            except redis.RedisError:
-                pass
-            self.held = False
+                while not stop.is_set():
+                    if ready.is_set():
+                        self.renew()
+                    elif self.held:
+                        log.warning("not connected to the PBX: letting the listener lease %s go", self.name)
+                        self.release()
+                    stop.wait(self.renew_every)
+            finally:
+                self.release()
+                connection.close()
 
-
-# Renew or release only a lock this process still owns.
-RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+        thread = threading.Thread(target=loop, name="listener-lease", daemon=True)
+        thread.start()
+        return thread

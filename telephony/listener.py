@@ -1,28 +1,46 @@
-"""AMI events → call state → `history.Call` rows → live messages, one batch per step."""
+"""AMI events → call state → `history.Call` rows → live messages.
 
+Every listener reduces the whole event stream; only the one holding the lease writes
+(telephony/leader.py), so a standby that takes over already knows every call in progress.
+Nothing about one call can stop the others: a call the database refuses is logged and skipped,
+and while the database is away the calls wait here and are written once it is back.
+"""
+
+import datetime
+import logging
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, reset_queries, transaction
 from django.utils import timezone
 
 from clients.services import clients_by_phones
 from history.models import Call
-from history.services import calls_link_clients, calls_save_from_pbx, recording_add
+from history.services import calls_close, calls_link_clients, calls_save_from_pbx, recording_add
 from telephony import realtime
+from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker
+from telephony.leader import FenceError, Lease
 from telephony.models import Operator
 
+log = logging.getLogger(__name__)
 
 BATCH = 500
 OPERATORS_TTL = 30.0
+# A new leader writes again the calls that ended this recently: the old one may have died before.
+RECENT = datetime.timedelta(minutes=30)
+SILENCE_CHECK_EVERY = 60.0
+# Open rows nobody tracks (their listener died) are closed only once this old: an originate may not have a channel yet.
+UNTRACKED_GRACE = datetime.timedelta(minutes=1)
+LINKEDID_MAX = Call._meta.get_field("linkedid").max_length
 
 
 @dataclass
 class Sent:
-    """What the call's operator has been told so far."""
+    """What the call's operator has been told so far (what its row says, when another listener wrote it)."""
 
     operator_id: int | None = None
     answered: bool = False
@@ -30,62 +48,180 @@ class Sent:
     client_looked_up: bool = False
     clients: list = field(default_factory=list)  # the caller's matches, for the live messages
     client_id: int | None = None  # the one match, linked to the call
-    recorded: bool = False
+
+
+class Pusher:
+    """Sends live messages on a thread of its own: a slow or absent Redis never holds up a write."""
+
+    def __init__(self, send=realtime.send_many, size: int = 10_000):
+        self.send = send
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, messages: list) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="listener-push", daemon=True)
+                self.thread.start()
+        try:
+            self.queue.put_nowait(messages)
+        except queue.Full:  # the pages catch up on their next connect
+            log.warning("live messages are not going out; dropped %d", len(messages))
+
+    def run(self) -> None:
+        while True:
+            self.send(self.queue.get())
 
 
 @dataclass
 class Listener:
     """Owns the call tracker; the AMI reader thread only enqueues, `step` does the work."""
 
-    tracker: CallTracker = field(default_factory=lambda: CallTracker(region=settings.PHONE_REGION))
+    tracker: CallTracker = field(default_factory=lambda: CallTracker(region=settings.PHONE_REGION, extension_pattern=settings.EXTENSION_PATTERN))
+    lease: Lease | None = None  # None: the only listener, always writing (tests, tools)
     inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=200_000))
-    publish: object = realtime.send_many
+    publish: object = field(default_factory=Pusher)
+    silence: datetime.timedelta = field(default_factory=lambda: datetime.timedelta(minutes=settings.STALE_CALL_MINUTES))
+    dirty: dict[str, CallState] = field(default_factory=dict)  # changed and not yet written
     sent: dict[str, Sent] = field(default_factory=dict)
+    repair_due: bool = True
+    written_epoch: int | None = None
     _operators: dict[str, int] = field(default_factory=dict)
     _operators_at: float = 0.0
+    _silence_checked_at: float = field(default_factory=time.monotonic)
+    _db_retry_at: float = 0.0
+    _db_down_since: float | None = None
 
     def on_event(self, headers: dict) -> None:
         """Called in the AMI reader thread: stamp and enqueue, nothing more."""
         self.inbox.put((headers, timezone.now()))
 
+    @property
+    def leading(self) -> bool:
+        return self.lease is None or self.lease.held
+
     def step(self, timeout: float = 0.5) -> bool:
-        """Reduce what has arrived (up to BATCH events) and write it in one transaction."""
+        """Reduce what has arrived, then write what changed if this listener leads."""
+        items = []
         try:
-            items = [self.inbox.get(timeout=timeout)]
-        except queue.Empty:
-            return False
-        while len(items) < BATCH:
-            try:
+            items.append(self.inbox.get(timeout=timeout))
+            while len(items) < BATCH:
                 items.append(self.inbox.get_nowait())
-            except queue.Empty:
-                break
-        changed: dict[str, CallState] = {}
+        except queue.Empty:
+            pass
+        reset_queries()  # with DEBUG on, Django would otherwise keep every statement of a daemon
         for headers, received_at in items:
-            state = self.tracker.apply(headers, received_at)
-            if state is not None and state.direction and state.started_at:
-                changed[state.linkedid] = state
-        if changed:
-            self.write(list(changed.values()))
+            self.changed(self.tracker.apply(headers, received_at))
+        if time.monotonic() - self._silence_checked_at > SILENCE_CHECK_EVERY:
+            self._silence_checked_at = time.monotonic()
+            self.close_silent(timezone.now())
+        self.flush()
+        return bool(items)
+
+    def close_silent(self, now: datetime.datetime) -> None:
+        """Close the calls that have had no event for `silence`: their hang-up was lost."""
+        for state in self.tracker.close_silent(now, self.silence):
+            log.info("call %s: no event for %s; closed", state.linkedid, self.silence)
+            self.changed(state)
+
+    def changed(self, state: CallState | None) -> None:
+        if state is None or not state.direction or not state.started_at:
+            return
+        if len(state.linkedid) > LINKEDID_MAX or "\x00" in state.linkedid:
+            log.warning("call %r…: its Linkedid cannot be stored; skipped", state.linkedid[:40])
+            return
+        self.dirty[state.linkedid] = state
+
+    def flush(self) -> None:
+        """Write every changed call, in batches; on taking over, everything known first."""
+        if not self.leading:
+            self.dirty.clear()
+            self.sent.clear()
+            self.written_epoch = None
+            return
+        epoch = self.lease.epoch if self.lease else 0
+        if epoch != self.written_epoch:
+            for state in self.tracker.known(timezone.now() - RECENT):
+                self.changed(state)
+            self.written_epoch, self.repair_due = epoch, True
+        if time.monotonic() < self._db_retry_at:
+            return
+        while self.dirty and self.leading:
+            batch = list(self.dirty.values())[:BATCH]
+            if not self.write_batch(batch):
+                return
+
+    def write_batch(self, states: list[CallState]) -> bool:
+        """Write `states`, one by one if the batch fails; False when nothing more can be written now."""
+        try:
+            self.write(states)
+        except FenceError:
+            log.warning("another listener took over; %d calls left to it", len(self.dirty))
+            return False
+        except (OperationalError, InterfaceError) as error:
+            self.database_down(error)
+            return False
+        except Exception:
+            for state in states:
+                try:
+                    self.write([state])
+                except FenceError:
+                    return False
+                except (OperationalError, InterfaceError) as error:
+                    self.database_down(error)
+                    return False
+                except Exception:
+                    log.exception("call %s could not be written; skipped", state.linkedid[:LINKEDID_MAX])
+                    self.forget(state)
+        if self._db_down_since is not None:
+            log.info("database reachable again after %.0f s", time.monotonic() - self._db_down_since)
+            self._db_down_since = None
         return True
+
+    def database_down(self, error: Exception) -> None:
+        """Drop the broken connection and try again shortly; the calls stay in `dirty` meanwhile."""
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            log.error("database unreachable (%s); %d calls wait to be written", str(error).strip(), len(self.dirty))
+        connection.close()
+        self._db_retry_at = time.monotonic() + 1.0
+
+    def forget(self, state: CallState) -> None:
+        self.dirty.pop(state.linkedid, None)
+        if state.is_over:
+            self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
         operators = self.operators()
-        self.look_up_clients(states)
+        self.look_up(states)
         calls = [self.call_row(state, operators) for state in states]
         outbox = []
         with transaction.atomic():
-            calls_save_from_pbx(calls)  # a new row takes its client here
+            if self.lease is not None:
+                self.lease.fence()
+            calls_save_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
+            # A row finished by another hand (the CDR, the last leader) still has its news and its recording.
+            skipped = [call.linkedid for call in calls if call.pk is None]
+            finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
             for state, call in zip(states, calls):
-                sent = self.sent[state.linkedid]
-                outbox += [(call.operator_id, realtime.call_message(kind, call, sent.clients)) for kind in self.news(state, call)]
+                row = call if call.pk is not None else finished.get(state.linkedid)
+                if row is not None:
+                    outbox += [(row.operator_id, realtime.call_message(kind, row, self.sent[state.linkedid].clients)) for kind in self.news(state, row)]
             if outbox:
                 # One push for the whole batch, after commit: the page may read the rows at once.
                 transaction.on_commit(lambda: self.publish(outbox))
         # A call whose number became known after its row was made (an originate) is linked now.
-        calls_link_clients({call.pk: call.client_id for call in calls if call.client_id})
+        calls_link_clients({call.pk: call.client_id for call in calls if call.pk and call.client_id})
+        for state in states:
+            self.forget(state)
 
-    def look_up_clients(self, states: list[CallState]) -> None:
-        """Find the callers of every call new in this batch, in one query."""
+    def look_up(self, states: list[CallState]) -> None:
+        """What each call's operator was already told (its row, if any) and who is calling: a query for each, per batch."""
+        new = [state.linkedid for state in states if state.linkedid not in self.sent]
+        rows = Call.objects.filter(linkedid__in=new).values_list("linkedid", "operator_id", "answered_at", "ended_at")
+        for linkedid, operator_id, answered_at, ended_at in rows:
+            self.sent[linkedid] = Sent(operator_id=operator_id, answered=answered_at is not None, over=ended_at is not None)
         for state in states:
             self.sent.setdefault(state.linkedid, Sent())
         fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]
@@ -116,20 +252,48 @@ class Listener:
         if state.answered_at and not sent.answered:
             sent.answered = True
             kinds.append("call.answered")
-        if state.recording and state.is_over and not sent.recorded:
-            sent.recorded = True
+        if state.recording and state.is_over:
             recording_add(call.pk, state.recording, state.billsec)
         if state.is_over and not sent.over:
             sent.over = True
             kinds.append("call.ended")
-            self.forget_later(state.linkedid)
         return kinds
 
-    def forget_later(self, linkedid: str) -> None:
-        # Finished calls stay known long enough to ignore late duplicates (the tracker keeps 1,000).
-        if len(self.sent) > 5000:
-            for key in [key for key, sent in self.sent.items() if sent.over][:1000]:
-                del self.sent[key]
+    def repair(self, ami: AMIConnection) -> None:
+        """After a (re)connect or a takeover, and now and then: mend the calls whose end was lost.
+
+        The CDR gives exact figures for calls that ended unheard; what the PBX no longer has a
+        channel for and nothing else closed is closed now.
+        """
+        from telephony.reconcile import cdr_reconcile_recent
+
+        self.repair_due = False
+        while self.step(timeout=0):  # the list must be newer than every event applied
+            pass
+        asked_at = timezone.now()
+        try:
+            live = ami.live_channels()
+        except AMIError as error:
+            log.warning("could not list the PBX's channels (%s); will try again later", error)
+            return
+        cdr_reconcile_recent()
+        for state in self.tracker.close_gone(live, asked_at):
+            log.info("call %s: the PBX no longer has it; closed", state.linkedid)
+            self.changed(state)
+        self.flush()
+        tracked = {state.linkedid for state in self.tracker.active()}
+        try:
+            with transaction.atomic():
+                if self.lease is not None:
+                    self.lease.fence()
+                closed = calls_close(before=asked_at - UNTRACKED_GRACE, keep=live | tracked, at=asked_at)
+        except FenceError:
+            return
+        except DatabaseError as error:
+            self.database_down(error)
+            return
+        if closed:
+            log.info("closed %d calls left open that the PBX no longer has", closed)
 
     def operators(self) -> dict[str, int]:
         """Extension → operator's user id, re-read every OPERATORS_TTL seconds."""

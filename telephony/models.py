@@ -19,3 +19,20 @@ class Operator(models.Model):
 
     def __str__(self):
         return f"{self.user.get_full_name() or self.user.get_username()} ({self.extension})"
+
+
+class ListenerLease(models.Model):
+    """Which `pbx_listen` writes for a PBX. Every write checks the epoch in its own transaction."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True)
+    epoch = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("listener lease")
+        verbose_name_plural = _("listener leases")
+
+    def __str__(self):
+        return f"{self.name}: {self.holder} (epoch {self.epoch})"

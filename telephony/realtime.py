@@ -15,6 +15,8 @@ from history.services import calls_awaiting_registration
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT = 2.0  # a Redis that does not answer must not hold the sender for longer
+
 # In the embedded mode the in-memory layer only reaches consumers through the server's own loop.
 _server_loop: asyncio.AbstractEventLoop | None = None
 
@@ -62,15 +64,16 @@ def send_many(messages: list[tuple[int, dict]]) -> None:
         return
 
     async def send_all():
-        await asyncio.gather(*(layer.group_send(operator_group(user_id), message) for user_id, message in messages))
+        sends = asyncio.gather(*(layer.group_send(operator_group(user_id), message) for user_id, message in messages))
+        await asyncio.wait_for(sends, SEND_TIMEOUT)
 
     try:
         if _server_loop is not None and _server_loop.is_running():
             asyncio.run_coroutine_threadsafe(send_all(), _server_loop)
         else:
             async_to_sync(send_all)()
-    except Exception:  # the page catches up on its next connect
-        log.exception("could not push %d live messages", len(messages))
+    except Exception as error:  # the page catches up on its next connect
+        log.warning("could not push %d live messages: %s", len(messages), repr(error)[:200])
 
 
 def call_changed(call_id: int, kinds: list[str]) -> None:

@@ -164,3 +164,34 @@ def test_the_keep_alive_drops_a_connection_that_stopped_answering(simulator):
 
     threading.Thread(target=block_the_session, daemon=True).start()
     assert closed.wait(3), "the ping went unanswered and the connection was dropped"
+
+
+def test_an_oversized_message_is_dropped_whole_and_the_next_one_read(simulator, caplog):
+    events = []
+    connection = connected(simulator.config(), on_event=events.append)
+    huge = b"Event: Newchannel\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (n, b"y" * 200) for n in range(3000)) + b"\r\n"
+    simulator.inject_raw(huge + b"Event: UserEvent\r\nUserEvent: after\r\n\r\n")
+    wait_for(lambda: any(e.get("UserEvent") == "after" for e in events))
+    assert not any(e.get("Event") == "Newchannel" for e in events)
+    assert "dropped a message over" in caplog.text
+    connection.close()
+
+
+def test_every_value_is_bounded_and_loses_its_nul_bytes(simulator):
+    events = []
+    connection = connected(simulator.config(), on_event=events.append)
+    simulator.inject_raw(b"Event: UserEvent\r\nLinkedid: 17\x0033.1\r\nLong: " + b"z" * 5000 + b"\r\n\r\n")
+    wait_for(lambda: any(e.get("Event") == "UserEvent" for e in events))
+    [event] = [e for e in events if e.get("Event") == "UserEvent"]
+    assert event["Linkedid"] == "1733.1" and len(event["Long"]) == 1024
+    connection.close()
+
+
+def test_the_pbx_tells_which_channels_are_alive(simulator):
+    connection = connected(simulator.config())
+    assert connection.live_channels() == set()
+    linkedid = simulator.call("inbound_answered", ring=50, wait=False)
+    wait_for(lambda: linkedid in simulator.simulator.engine.calls)
+    live = connection.live_channels()
+    assert linkedid in live and len(live) >= 2, "the trunk's and the phone's Uniqueids, with their Linkedid"
+    connection.close()

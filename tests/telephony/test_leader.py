@@ -1,49 +1,129 @@
+"""The listener lease: one writer per PBX, a standby that takes over, and a fence no stale writer passes."""
+
+import datetime
+import threading
 import time
 import uuid
 
 import pytest
-import redis
-from django.conf import settings
+from django.utils import timezone
 
-from tests.conftest import needs
-from telephony.leader import Leadership
+from history.models import Call
+from telephony.events import parse_transcript
+from telephony.leader import FenceError, Lease
+from telephony.listener import Listener
+from telephony.models import ListenerLease
+from tests.telephony.test_listener import FIXTURES
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def expire(lease: Lease) -> None:
+    """What a frozen or killed holder's lease becomes once it stops renewing."""
+    ListenerLease.objects.filter(name=lease.name).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
 
 
 @pytest.fixture
-def redis_url():
-    url = settings.REDIS_URL or "redis://127.0.0.1:6379/15"
-    try:
-        redis.Redis.from_url(url, socket_timeout=1).ping()
-    except redis.RedisError:
-        needs(False, f"no Redis at {url}")
-    return url
+def name():
+    return f"pbx-{uuid.uuid4().hex[:8]}"
 
 
-def test_only_one_listener_is_active_and_a_standby_takes_over_when_it_dies(redis_url):
-    name = f"test-{uuid.uuid4().hex}"
-    active = Leadership(redis_url, name, ttl=1.0, renew_every=0.1)
-    standby = Leadership(redis_url, name, ttl=1.0, renew_every=0.1)
-    assert active.hold() and not standby.hold()
-    time.sleep(0.3)
-    assert active.hold() and not standby.hold(), "renewal keeps the lock past a renew period"
-    # The active process dies: it stops renewing, and the lock expires after its ttl.
-    deadline = time.monotonic() + 3
-    while not standby.hold():
-        assert time.monotonic() < deadline, "the standby did not take over"
-        time.sleep(0.05)
-    time.sleep(0.15)
-    assert not active.hold(), "the old holder notices it lost the lock"
-    standby.release()
+def test_only_one_listener_holds_the_lease_and_a_standby_takes_it_when_it_expires(name):
+    active, standby = Lease(name, ttl=30), Lease(name, ttl=30)
+    assert active.renew() and not standby.renew()
+    assert active.renew() and not standby.renew(), "renewing keeps it"
+
+    expire(active)
+
+    assert standby.renew() and standby.epoch == active.epoch + 1
+    assert not active.renew(), "the old holder learns it lost the lease"
+    assert not active.held
 
 
-def test_a_released_lock_is_taken_at_once(redis_url):
-    name = f"test-{uuid.uuid4().hex}"
-    first, second = Leadership(redis_url, name), Leadership(redis_url, name)
-    assert first.hold()
+def test_a_lease_that_expired_unnoticed_is_still_held_while_nobody_took_it(name):
+    lease = Lease(name, ttl=30)
+    lease.renew()
+    epoch = lease.epoch
+    expire(lease)
+
+    assert lease.renew() and lease.epoch == epoch
+
+
+def test_a_released_lease_is_taken_at_once(name):
+    first, second = Lease(name), Lease(name)
+    assert first.renew()
     first.release()
-    assert second.hold()
-    second.release()
+    assert second.renew()
 
 
-def test_an_unreachable_redis_means_standing_by_not_crashing():
-    assert Leadership("redis://127.0.0.1:1/0", "nowhere").hold() is False
+def test_the_fence_refuses_a_writer_whose_epoch_was_taken_over(name):
+    old, new = Lease(name, ttl=30), Lease(name, ttl=30)
+    old.renew()
+    expire(old)
+    new.renew()
+
+    with pytest.raises(FenceError):
+        old.fence()
+    new.fence()
+
+
+def test_a_listener_that_lost_the_lease_writes_nothing_from_its_backlog(name, operator_user):
+    old, new = Listener(lease=Lease(name, ttl=30)), Listener(lease=Lease(name, ttl=30))
+    old.lease.renew()
+    messages = [m for m in parse_transcript((FIXTURES / "inbound__answered.txt").read_text()) if "Event" in m]
+    hangup = next(i for i, m in enumerate(messages) if m["Event"] == "Hangup")
+    for listener in (old, new):  # both hear the call until the old one freezes
+        feed(listener, messages[:hangup])
+    assert Call.objects.get().ended_at is None
+
+    expire(old.lease)  # frozen: its lease ran out, and the standby took it
+    new.lease.renew()
+    new.step(timeout=0)
+    written = Call.objects.values().get()
+    feed(old, messages[hangup:])  # it wakes up with a backlog, still believing it leads
+
+    assert Call.objects.values().get() == written, "the stale listener wrote nothing"
+    assert not old.leading
+    feed(new, messages[hangup:])
+    assert Call.objects.get().ended_at is not None
+
+
+def test_a_new_leader_writes_every_call_it_knows_at_once(name, operator_user):
+    old, new = Listener(lease=Lease(name, ttl=30)), Listener(lease=Lease(name, ttl=30))
+    old.lease.renew()
+    messages = [m for m in parse_transcript((FIXTURES / "inbound__answered.txt").read_text()) if "Event" in m]
+    hangup = next(i for i, m in enumerate(messages) if m["Event"] == "Hangup")
+    feed(old, messages[:3])  # the leader wrote the call's start, then died
+    feed(new, messages)  # the standby heard it all, writing nothing
+    assert Call.objects.get().ended_at is None
+
+    expire(old.lease)
+    new.lease.renew()
+    new.step(timeout=0)
+
+    call = Call.objects.get()
+    assert (call.disposition, call.billsec > 0, call.ended_at is not None) == ("answered", True, True)
+    assert hangup > 3
+
+
+def test_renewing_goes_on_by_itself_and_stops_with_the_listener(name):
+    lease = Lease(name, ttl=1.0, renew_every=0.1)
+    stop, ready = threading.Event(), threading.Event()
+    ready.set()
+    thread = lease.keep(stop, ready)
+    time.sleep(1.5)
+    assert lease.held, "renewed past its ttl"
+    ready.clear()  # the PBX link dropped: another listener may lead
+    time.sleep(0.3)
+    assert not lease.held and Lease(name).renew()
+    stop.set()
+    thread.join(timeout=5)
+
+
+def feed(listener: Listener, messages: list[dict]) -> None:
+    clock = timezone.now()
+    for number, message in enumerate(messages):
+        listener.inbox.put((message, clock + datetime.timedelta(seconds=number)))
+    while listener.step(timeout=0):
+        pass
+

@@ -1,4 +1,8 @@
 import asyncio
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,7 @@ from django.utils import timezone
 from clients.models import Client
 from history.models import Call, Recording
 from telephony.events import parse_transcript
-from telephony.listener import Listener
+from telephony.listener import Listener, Pusher
 from telephony.models import Operator
 from telephony.realtime import operator_group
 
@@ -18,9 +22,15 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ami"
 
 
 def replay(listener: Listener, name: str) -> None:
+    """Feed a transcript as if it arrived when its Timestamps say (the listener's clock agrees with the PBX's)."""
+    clock = timezone.now()
     for message in parse_transcript((FIXTURES / f"{name}.txt").read_bytes().decode("utf-8", "replace")):
         if "Event" in message:
-            listener.on_event(message)
+            try:
+                clock = datetime.fromtimestamp(float(message.get("Timestamp", "")), UTC)
+            except ValueError:
+                pass
+            listener.inbox.put((message, clock))
     while listener.step(timeout=0):
         pass
 
@@ -110,3 +120,106 @@ def test_the_operator_is_told_ringing_answered_ended_after_commit(listener, oper
         return [(await asyncio.wait_for(layer.receive(channel), 5))["type"] for _ in range(3)]
 
     assert async_to_sync(scenario)() == ["call.ringing", "call.answered", "call.ended"]
+
+
+def two_calls_at_once(listener: Listener, extensions=("100", "101")) -> list[str]:
+    """Two answered calls, fed in one batch."""
+    messages = [m for m in parse_transcript((FIXTURES / "inbound__answered.txt").read_text()) if "Event" in m]
+    linkedids = []
+    clock = timezone.now()
+    for n, extension in enumerate(extensions):
+        for message in messages:
+            copy = {key: f"{value}-{n}" if key.lower().endswith(("uniqueid", "linkedid")) else value for key, value in message.items()}
+            copy = {key: value.replace("PJSIP/100-", f"PJSIP/{extension}-") if isinstance(value, str) else value for key, value in copy.items()}
+            listener.inbox.put((copy, clock))
+        linkedids.append(f"1732711200.42-{n}")
+    return linkedids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_the_database_refuses_is_logged_and_skipped_and_the_others_are_written(operator_user, django_user_model, caplog):
+    other = django_user_model.objects.create_user("operator2")
+    Operator.objects.create(user=other, extension="101", channel="PJSIP/101")
+    listener = Listener(publish=lambda messages: None)
+    listener.operators()  # cached: the operator of 100 is deleted behind the listener's back
+    operator_user.delete()
+    refused, written = two_calls_at_once(listener)
+
+    while listener.step(timeout=0):
+        pass
+
+    assert list(Call.objects.values_list("linkedid", flat=True)) == [written]
+    assert f"call {refused} could not be written; skipped" in caplog.text
+    assert not listener.dirty
+
+
+@pytest.mark.django_db(transaction=True)
+def test_calls_wait_while_the_database_session_is_gone_and_are_written_once_it_is_back(operator_user, caplog):
+    from django.db import connection
+
+    from tests.conftest import needs
+
+    needs(connection.vendor == "postgresql", "terminating a session needs PostgreSQL")
+    import psycopg
+
+    from simplecalls.env import database_url
+
+    listener = Listener(publish=lambda messages: None)
+    listener.operators()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    with psycopg.connect(database_url(connection.settings_dict), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    linkedids = two_calls_at_once(listener)
+
+    listener.step(timeout=0)
+    assert "database unreachable" in caplog.text and len(listener.dirty) == 2
+    deadline = time.monotonic() + 5
+    while listener.dirty and time.monotonic() < deadline:
+        listener.step(timeout=0.1)
+
+    assert sorted(Call.objects.values_list("linkedid", flat=True)) == sorted(linkedids)
+    assert "database reachable again" in caplog.text
+
+
+@contextmanager
+def django_capture_on_commit_callbacks_executed():
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        yield
+
+
+def test_a_push_that_hangs_does_not_hold_up_the_writes(operator_user):
+    stuck = threading.Event()
+    listener = Listener(publish=Pusher(send=lambda messages: stuck.wait(30)))
+
+    with django_capture_on_commit_callbacks_executed():
+        started = time.monotonic()
+        replay(listener, "inbound__answered")
+        replay(listener, "inbound__missed")
+
+    assert time.monotonic() - started < 5 and Call.objects.count() == 2
+    stuck.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_the_cdr_closed_first_keeps_its_recording_and_its_operator_hears_it_ended(operator_user):
+    pushed = []
+    listener = Listener(publish=pushed.extend)
+    messages = [m for m in parse_transcript((FIXTURES / "inbound__recorded.txt").read_text()) if "Event" in m]
+    hangup = next(i for i, m in enumerate(messages) if m["Event"] == "Hangup")
+    clock = timezone.now()
+    for message in messages[:hangup]:
+        listener.inbox.put((message, clock))
+    listener.step(timeout=0)
+    Call.objects.update(ended_at=clock, duration=1)  # the reconciliation got there first
+
+    for message in messages[hangup:]:
+        listener.inbox.put((message, clock))
+    listener.step(timeout=0)
+
+    call = Call.objects.get()
+    assert (call.duration, call.recordings.count()) == (1, 1), "the row stays as the CDR wrote it"
+    assert [message["type"] for _, message in pushed] == ["call.ringing", "call.answered", "call.ended"]

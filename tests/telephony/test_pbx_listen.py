@@ -6,6 +6,8 @@ import time
 import pytest
 
 from history.models import Call
+from telephony.cdr import read_csv
+from telephony.leader import Lease
 from telephony.listener import Listener
 from telephony.management.commands.pbx_listen import run
 from telephony.models import Operator
@@ -22,9 +24,10 @@ def wait_for(condition, timeout=10.0):
 
 
 class RunningListener:
-    def __init__(self, config):
+    def __init__(self, config, listener=None):
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=run, args=(self.stop, config, Listener()), daemon=True)
+        self.listener = listener or Listener()
+        self.thread = threading.Thread(target=run, args=(self.stop, config, self.listener), daemon=True)
         self.thread.start()
 
     def close(self):
@@ -157,18 +160,57 @@ def test_sigterm_stops_the_daemon_cleanly(simulator, tmp_path):
     assert "listener stopped" in output and "Traceback" not in output
 
 
-def test_a_standby_listener_takes_over_when_the_active_one_stops(simulator, operators, settings):
-    from tests.conftest import needs
-
-    needs(bool(settings.REDIS_URL), "the standby's lock lives in Redis: set REDIS_URL")
+def test_a_hot_standby_hears_everything_and_writes_only_once_the_active_one_stops(simulator, operators):
     logged_in_count = lambda: sum(session.authenticated for session in simulator.simulator.sessions)  # noqa: E731
-    active = RunningListener(simulator.config())
+    active = RunningListener(simulator.config(), Listener(lease=Lease(simulator.config().address, ttl=1.0)))
     logged_in(simulator)
-    standby = RunningListener(simulator.config())
-    time.sleep(1.5)
-    assert logged_in_count() == 1, "the standby waits without connecting"
+    wait_for(lambda: active.listener.leading)
+    standby = RunningListener(simulator.config(), Listener(lease=Lease(simulator.config().address, ttl=1.0)))
+    wait_for(lambda: logged_in_count() == 2)
+    first = simulator.call("inbound_answered")
+    wait_for(ended(first))
+    assert not standby.listener.leading and standby.listener.tracker.known(Call.objects.get().started_at), "the standby reduces the stream too"
+
     active.close()
-    wait_for(lambda: logged_in_count() == 1, timeout=12)
-    linkedid = simulator.call("inbound_answered")
-    wait_for(ended(linkedid))
+    wait_for(lambda: standby.listener.leading, timeout=5)
+    second = simulator.call("inbound_answered")
+    wait_for(ended(second))
     standby.close()
+    assert Call.objects.count() == 2
+
+
+def test_a_linkedid_too_long_to_store_is_skipped_and_the_calls_after_it_are_written(listening, caplog):
+    long_id = "9" * 200
+    snapshot = f"Channel: PJSIP/trunk-0000abcd\r\nChannelState: 4\r\nCallerIDNum: 84957894561\r\nUniqueid: {long_id}\r\nLinkedid: {long_id}\r\n"
+    listening.inject_raw(f"Event: Newchannel\r\nPrivilege: call,all\r\n{snapshot}\r\n".encode())
+    listening.inject_raw(b"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/trunk-0000abce\r\nUniqueid: 55.\x001\r\nLinkedid: 55.\x001\r\n\r\n")
+    linkedid = listening.call("inbound_answered")
+    wait_for(ended(linkedid))
+    assert "cannot be stored; skipped" in caplog.text
+    assert sorted(Call.objects.values_list("linkedid", flat=True)) == sorted([linkedid, "55.1"])
+
+
+@pytest.mark.parametrize("with_cdr", [True, False])
+def test_a_call_that_ends_while_the_link_is_down_is_closed_after_the_reconnect(simulator, operators, settings, tmp_path, with_cdr):
+    settings.CDR_CSV = str(tmp_path / "Master.csv") if with_cdr else ""
+    listener = RunningListener(simulator.config())
+    logged_in(simulator)
+    linkedid = simulator.run(simulator.simulator.call("inbound_answered", ring=10, talk=150, wait=False))
+    wait_for(lambda: Call.objects.filter(linkedid=linkedid, answered_at__isnull=False).exists())
+
+    async def drop_then_hang_up():
+        await simulator.simulator.drop_connections()
+        engine = simulator.simulator.engine
+        [trunk] = [chan.name for chan in engine.pbx.channels.values() if chan.linkedid == linkedid and "trunk" in chan.name]
+        engine.request_hangup(trunk)  # before the listener is back: it hears nothing of the end
+        await engine.calls[linkedid].wait()
+
+    simulator.run(drop_then_hang_up())
+    wait_for(ended(linkedid), timeout=15)
+    listener.close()
+    call = Call.objects.get(linkedid=linkedid)
+    assert call.disposition == "answered" and call.ended_at >= call.answered_at
+    if with_cdr:  # the CDR's own figures, to the second
+        rows, _ = read_csv(settings.CDR_CSV, tz=settings.CDR_TIMEZONE)
+        [answered] = [row for row in rows if row.linkedid == linkedid and row.disposition == "ANSWERED"]
+        assert (call.billsec, call.ended_at.replace(microsecond=0)) == (answered.billsec, answered.end)

@@ -1,16 +1,20 @@
 import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
-from django.db import connections as db_connections
 from django.core.management.base import BaseCommand
+from django.db import connections as db_connections
 
 from telephony.ami import AMIConfig, connect_with_retry
-from telephony.leader import Leadership
+from telephony.leader import Lease
 from telephony.listener import Listener
 
 log = logging.getLogger("telephony.pbx_listen")
+
+# How often the leader asks the PBX which channels live, to close calls whose end was lost.
+AUDIT_EVERY = 300.0
 
 
 class Command(BaseCommand):
@@ -20,29 +24,40 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        database = settings.DATABASES["default"]
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            # A listener frozen inside a transaction must not hold the lease row (and a takeover) for long.
+            options = database.setdefault("OPTIONS", {})
+            options["options"] = (options.get("options", "") + " -c idle_in_transaction_session_timeout=5000").strip()
+            db_connections.close_all()
         run(stop, AMIConfig.from_settings())
 
 
 def run(stop: threading.Event, config: AMIConfig, listener: Listener | None = None) -> None:
-    """Stand by or listen until `stop` is set; reconnects when the link drops."""
-    listener = listener or Listener()
-    leader = Leadership(settings.REDIS_URL, config.address) if settings.REDIS_URL else None
+    """Listen until `stop` is set, reconnecting when the link drops; write while holding the lease."""
+    listener = listener or Listener(lease=Lease(config.address, ttl=settings.LISTENER_LEASE_SECONDS))
+    connected = threading.Event()
+    keeper = listener.lease.keep(stop, connected) if listener.lease else None
     try:
         while not stop.is_set():
-            if leader and not leader.hold():
-                stop.wait(1)
-                continue
             lost = threading.Event()
             connection = connect_with_retry(config, stop, on_event=listener.on_event, on_close=lost.set)
             if connection is None:
                 break
-            while not stop.is_set() and not lost.is_set() and (leader is None or leader.hold()):
+            connected.set()
+            listener.repair_due, audited_at = True, time.monotonic()
+            while not stop.is_set() and not lost.is_set():
                 listener.step()
+                if listener.leading and (listener.repair_due or time.monotonic() - audited_at > AUDIT_EVERY):
+                    listener.repair(connection)
+                    audited_at = time.monotonic()
+            connected.clear()
             connection.close()
             while listener.step(timeout=0):  # what arrived before the link dropped is still written
                 pass
     finally:
-        if leader:
-            leader.release()
+        stop.set()
+        if keeper is not None:
+            keeper.join(timeout=5)
         db_connections.close_all()  # this thread's connections
         log.info("listener stopped")
