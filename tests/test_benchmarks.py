@@ -41,3 +41,16 @@ def test_bench_popup_prints_latency_percentiles(settings):
     figures = run("bench_popup", "--operators", "3", "--calls", "6")
     assert figures["popups_received"] == 6
     assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"]
+
+
+def test_bench_failover_loses_doubles_and_leaves_open_nothing():
+    from django.db import connection
+
+    from tests.conftest import needs
+
+    needs(connection.vendor == "postgresql", "bench_failover runs its listeners as processes that share a PostgreSQL database")
+    out = io.StringIO()
+    call_command("bench_failover", rate=5, seconds=4, kill_after=2, stdout=out, stderr=io.StringIO())
+    figures = json.loads(out.getvalue())
+    assert figures["placed"] > 0 and figures["takeover_s"] is not None
+    assert figures["lost"] == figures["doubled"] == figures["left_open"] == 0
