@@ -88,11 +88,15 @@ def calls_awaiting_registration(user_id: int) -> QuerySet[Call]:
     )
 
 
+# What registration writes: the operator's fields only, so a hang-up the listener writes meanwhile stays.
+REGISTRATION_FIELDS = ["caller_kind", "contact_reason", "reason", "result", "comment", "reminder_on", "registered_at", "dismissed_at"]
+
+
 def call_register(call: Call) -> Call:
     """Mark a call registered (its form fields already set on `call`); a reminder also sets the client's call-back date."""
     call.registered_at = timezone.now()
     call.dismissed_at = None
-    call.save()
+    Call.objects.filter(pk=call.pk).update(**{name: getattr(call, name) for name in REGISTRATION_FIELDS})
     if call.reminder_on and call.client_id:
         Client.objects.filter(pk=call.client_id).update(call_back_on=call.reminder_on)
     return call

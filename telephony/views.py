@@ -81,7 +81,9 @@ def call_save(request, pk):
     return done()
 
 
+@transaction.atomic
 def create_client(call: Call, caller: CallerForm) -> Client:
+    """The new client, the call and the number's earlier calls, all or nothing."""
     client = caller.save()
     call_set_client(call, client)
     calls_attach_to_client(client)
