@@ -8,8 +8,7 @@ through a Local channel a row per half, and every row of a call shares its linke
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from telephony.events import classify_channel, normalize_phone
+from telephony.events import OperatorPhones, normalize_phone
 
 TAIL_BYTES = 32 * 1024 * 1024
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -241,9 +240,13 @@ def _aware(value: datetime | None, zone: ZoneInfo) -> datetime | None:
     return value.replace(tzinfo=zone)
 
 
-def calls_from_cdr(rows: Iterable[CdrRow], *, region: str, extension_pattern: str) -> list[CdrCall]:
-    """Sum CDR rows up per call: by linkedid, else by uniqueid, else by A channel and start."""
-    extension = re.compile(extension_pattern)
+def calls_from_cdr(rows: Iterable[CdrRow], *, region: str, extension_pattern: str,
+                   endpoints: Mapping[str, str] | None = None) -> list[CdrCall]:
+    """Sum CDR rows up per call: by linkedid, else by uniqueid, else by A channel and start.
+
+    Operators' phones are those in `endpoints` (endpoint → extension), or named after `extension_pattern`.
+    """
+    phones = OperatorPhones(extension_pattern, endpoints)
     groups: dict[str, list[CdrRow]] = {}
     for row in rows:
         key = row.linkedid or row.uniqueid or f"{row.channel}@{int(row.start.timestamp())}"
@@ -254,22 +257,22 @@ def calls_from_cdr(rows: Iterable[CdrRow], *, region: str, extension_pattern: st
         first = group[0]
         if not first.linkedid and first.channel.startswith("Local/") and first.channel.endswith(";2"):
             continue    # the far half of another call's originate, which has no linkedid to join it by
-        calls.append(_call(key, group, region, extension))
+        calls.append(_call(key, group, region, phones))
     return calls
 
 
-def _call(key: str, group: list[CdrRow], region: str, extension: re.Pattern) -> CdrCall:
+def _call(key: str, group: list[CdrRow], region: str, phones: OperatorPhones) -> CdrCall:
     first = group[0]
-    kind, own_extension = classify_channel(first.channel, extension)
+    kind, own_extension = phones.classify(first.channel)
     direction = "in" if kind == "trunk" else "out"
     # The answer that counts: an operator's (an inbound call's) or the outside party's (an outbound one's).
-    decisive = [row for row in group if row.dstchannel and _is_decisive(row.dstchannel, direction, extension)]
+    decisive = [row for row in group if row.dstchannel and _is_decisive(row.dstchannel, direction, phones)]
     answered = min((row for row in decisive if row.disposition == "ANSWERED"),
                    key=lambda row: row.answer or row.start, default=None)
     if direction == "in":
         phone = first.src
         rung = answered or (decisive[0] if decisive else first)
-        own_extension = classify_channel(rung.dstchannel, extension)[1] if rung.dstchannel else None
+        own_extension = phones.classify(rung.dstchannel)[1] if rung.dstchannel else None
     else:
         phone = (answered or (decisive[0] if decisive else first)).dst
     started_at, ended_at = first.start, max(row.end for row in group)
@@ -282,8 +285,8 @@ def _call(key: str, group: list[CdrRow], region: str, extension: re.Pattern) -> 
     )
 
 
-def _is_decisive(dstchannel: str, direction: str, extension: re.Pattern) -> bool:
-    kind, ext = classify_channel(dstchannel, extension)
+def _is_decisive(dstchannel: str, direction: str, phones: OperatorPhones) -> bool:
+    kind, ext = phones.classify(dstchannel)
     # A Local channel to an extension (a queue member, a ring group) stands for that operator's phone.
     return kind == "trunk" if direction == "out" else ext is not None
 

@@ -131,9 +131,9 @@ class CallTracker:
     """
 
     def __init__(self, *, region: str = "RU", extension_pattern: str = r"^\d{2,6}$",
-                 keep_finished: int = 1000):
+                 endpoints: Mapping[str, str] | None = None, keep_finished: int = 1000):
         self.region = region
-        self._extension = re.compile(extension_pattern)
+        self.phones = OperatorPhones(extension_pattern, endpoints)
         self._keep_finished = keep_finished
         self._calls: dict[str, CallState] = {}
         self._finished: OrderedDict[str, CallState] = OrderedDict()
@@ -267,7 +267,7 @@ class CallTracker:
         success = m.get("response", "").lower() == "success"
         call._originate_status = "" if success else _ORIGINATE_REASONS.get(
             m.get("reason", ""), "CHANUNAVAIL")
-        call._originate_ext = self._local_ext(m.get("channel", ""))
+        call._originate_ext = self._classify(m.get("channel", ""))[1]
         call._originate_number = normalize_phone(m.get("exten", ""), self.region)
         if not call.is_over:
             if uid and _CREATED_CHANNEL.search(m.get("channel", "")):
@@ -308,10 +308,7 @@ class CallTracker:
         return channel
 
     def _classify(self, name: str) -> tuple[str, str | None]:
-        return classify_channel(name, self._extension)
-
-    def _local_ext(self, name: str) -> str | None:
-        return local_extension(name, self._extension)
+        return self.phones.classify(name)
 
     def _settle(self, call: CallState, before: tuple, now: datetime) -> CallState | None:
         call._last_seen = now
@@ -389,23 +386,42 @@ def _derive(call: CallState) -> None:
             call.disposition = "no_answer"     # e.g. the caller gave up before any dial
 
 
-def classify_channel(name: str, extension: re.Pattern) -> tuple[str, str | None]:
-    """("local", ext or None), ("ext", ext) for an operator's phone, or ("trunk", None)."""
-    if name.startswith("Local/"):
-        return "local", local_extension(name, extension)
-    # <Tech>/<endpoint>-<sequence>: PJSIP/100-00000002 is extension 100's phone.
-    endpoint = name.partition("/")[2].rpartition("-")[0]
-    if endpoint and extension.match(endpoint):
-        return "ext", endpoint
-    return "trunk", None
+class OperatorPhones:
+    """Which channels are operators' desk phones, and the extension each one stands for.
 
+    `endpoints` maps an operator's endpoint as the operator table has it (`PJSIP/hg63xv`,
+    `SIP/4411-7`) to their extension; a phone not listed counts when its endpoint name matches
+    `pattern` (`PJSIP/100`), and then its name is its extension.
+    """
 
-def local_extension(name: str, extension: re.Pattern) -> str | None:
-    # Local/100@from-internal-0000000a;1, or Local/100@from-internal as requested.
-    if not name.startswith("Local/"):
-        return None
-    ext = name[6:].partition("@")[0]
-    return ext if extension.match(ext) else None
+    def __init__(self, pattern: str = r"^\d{2,6}$", endpoints: Mapping[str, str] | None = None):
+        self.pattern = re.compile(pattern)
+        self.set_endpoints(endpoints or {})
+
+    def set_endpoints(self, endpoints: Mapping[str, str]) -> None:
+        self._endpoints = {endpoint.lower(): extension for endpoint, extension in endpoints.items()}
+        self._extensions = frozenset(endpoints.values())
+
+    def classify(self, name: str) -> tuple[str, str | None]:
+        """("local", ext or None), ("ext", ext) for an operator's phone, or ("trunk", None)."""
+        if name.startswith("Local/"):
+            return "local", self.local_extension(name)
+        # <Tech>/<endpoint>-<sequence>: PJSIP/hg63xv-00000002 is the phone PJSIP/hg63xv.
+        endpoint = name.rpartition("-")[0] if _CREATED_CHANNEL.search(name) else name
+        extension = self._endpoints.get(endpoint.lower())
+        if extension is not None:
+            return "ext", extension
+        resource = endpoint.partition("/")[2]
+        if resource and self.pattern.match(resource):
+            return "ext", resource
+        return "trunk", None
+
+    def local_extension(self, name: str) -> str | None:
+        """Local/100@from-internal-0000000a;1 (or Local/100@from-internal as requested) rings extension 100."""
+        if not name.startswith("Local/"):
+            return None
+        extension = name[6:].partition("@")[0]
+        return extension if extension in self._extensions or self.pattern.match(extension) else None
 
 
 def _answer(channel: _Channel, t: datetime) -> None:

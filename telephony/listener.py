@@ -25,6 +25,7 @@ from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker
 from telephony.leader import FenceError, Lease
 from telephony.models import Operator
+from telephony.reconcile import cdr_reconcile_recent
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Listener:
 
     def step(self, timeout: float = 0.5) -> bool:
         """Reduce what has arrived, then write what changed if this listener leads."""
+        self.operators()  # the operators' phones must be known before their events are reduced
         items = []
         try:
             items.append(self.inbox.get(timeout=timeout))
@@ -265,8 +267,6 @@ class Listener:
         The CDR gives exact figures for calls that ended unheard; what the PBX no longer has a
         channel for and nothing else closed is closed now.
         """
-        from telephony.reconcile import cdr_reconcile_recent
-
         self.repair_due = False
         while self.step(timeout=0):  # the list must be newer than every event applied
             pass
@@ -296,8 +296,10 @@ class Listener:
             log.info("closed %d calls left open that the PBX no longer has", closed)
 
     def operators(self) -> dict[str, int]:
-        """Extension → operator's user id, re-read every OPERATORS_TTL seconds."""
+        """Extension → operator's user id, re-read every OPERATORS_TTL seconds, with the phones the reducer knows."""
         if time.monotonic() - self._operators_at > OPERATORS_TTL:
-            self._operators = dict(Operator.objects.values_list("extension", "user_id"))
+            rows = Operator.objects.values_list("extension", "channel", "user_id")
+            self._operators = {extension: user_id for extension, _, user_id in rows}
+            self.tracker.phones.set_endpoints({channel: extension for extension, channel, _ in rows if channel})
             self._operators_at = time.monotonic()
         return self._operators

@@ -94,6 +94,12 @@ def _fill(field: str, value: int, same_call: Q) -> Case:
     return Case(When(same_call, **{f"{field}__isnull": True}, then=Value(value)), default=F(field), output_field=IntegerField())
 
 
+def cdr_calls(rows: list[CdrRow]) -> list[CdrCall]:
+    """The calls these rows tell of, with operators' phones known as the listener knows them."""
+    endpoints = dict(Operator.objects.exclude(channel="").values_list("channel", "extension"))
+    return calls_from_cdr(rows, region=settings.PHONE_REGION, extension_pattern=settings.EXTENSION_PATTERN, endpoints=endpoints)
+
+
 def cdr_reconcile_recent() -> dict[str, int] | None:
     """Reconcile the last CDR_WINDOW_HOURS of the configured CDR (CDR_CSV, else CDR_DSN); None without one.
 
@@ -108,7 +114,7 @@ def cdr_reconcile_recent() -> dict[str, int] | None:
         log.error("CDR not read from %s: %s", source, error)
         return None
     try:
-        calls = calls_from_cdr(rows, region=settings.PHONE_REGION, extension_pattern=settings.EXTENSION_PATTERN)
+        calls = cdr_calls(rows)
         counts = cdr_reconcile(calls=calls)
     except Exception:  # the next run must still come
         log.exception("CDR reconciliation from %s failed", source)

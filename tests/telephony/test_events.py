@@ -540,3 +540,51 @@ def test_a_transcript_parses_the_same_with_crlf_or_lf():
         {"Response": "Success", "Message": "Authentication accepted"},
         {"Event": "Hangup", "Cause": "17"},
     ]
+
+
+OPERATOR_ENDPOINTS = {"SIP/4411-7": "104", "SIP/310020005": "105", "PJSIP/hg63xv": "106", "SIP/office-front": "107"}
+
+
+@pytest.mark.parametrize("channel, extension", [
+    ("SIP/4411-7-0000001a", "104"), ("SIP/310020005-0000001b", "105"), ("PJSIP/hg63xv-0000001c", "106"),
+    ("SIP/office-front-0000001d", "107"), ("PJSIP/100-0000001e", "100"), ("PJSIP/trunk-0000001f", None),
+    ("Local/107@from-queue-00000020;2", "107"), ("Local/84951234567@outbound-00000021;1", None),
+])
+def test_operators_phones_are_known_by_the_operator_table_then_by_the_pattern(channel, extension):
+    tracker = CallTracker(endpoints=OPERATOR_ENDPOINTS)
+
+    kind, found = tracker.phones.classify(channel)
+
+    assert found == extension and kind == ("local" if channel.startswith("Local/") else "ext" if extension else "trunk")
+
+
+def test_an_operator_on_a_named_endpoint_who_dials_out_makes_an_outgoing_call_to_the_number_dialled():
+    tracker = CallTracker(endpoints=OPERATOR_ENDPOINTS)
+    phone = {"Channel": "PJSIP/hg63xv-00000031", "Uniqueid": "31.1", "Linkedid": "31.1", "CallerIDNum": "hg63xv"}
+    trunk = {"DestChannel": "PJSIP/trunk-00000032", "DestUniqueid": "31.2", "DestLinkedid": "31.1", "DestCallerIDNum": "84951234567"}
+    tracker.apply({"Event": "Newchannel", **phone, "ChannelState": "4"}, CLOCK)
+    tracker.apply({"Event": "DialBegin", **phone, **trunk, "DialString": "trunk/84951234567"}, CLOCK)
+    tracker.apply({"Event": "DialEnd", **phone, **trunk, "DestChannelState": "6", "DialStatus": "ANSWER"}, CLOCK + timedelta(seconds=5))
+    tracker.apply({"Event": "Hangup", **phone, "Cause": "16"}, CLOCK + timedelta(seconds=65))
+    call = tracker.apply({"Event": "Hangup", "Channel": "PJSIP/trunk-00000032", "Uniqueid": "31.2", "Linkedid": "31.1", "Cause": "16"}, CLOCK + timedelta(seconds=65))
+
+    assert (call.direction, call.phone, call.extension, call.disposition, call.billsec) == ("out", "+74951234567", "106", "answered", 60)
+
+
+def test_a_click_to_call_straight_to_a_named_endpoint_calls_the_client_not_the_operators_account():
+    tracker = CallTracker(endpoints=OPERATOR_ENDPOINTS)
+    tracker.apply({"Event": "OriginateResponse", "ActionID": "sc-1", "Response": "Failure", "Channel": "SIP/310020005",
+                   "Context": "from-internal", "Exten": "84951234567", "Reason": "5", "Uniqueid": "<unknown>",
+                   "CallerIDNum": "84951234567"}, CLOCK)
+    call = tracker.known(CLOCK)[0]
+
+    assert (call.direction, call.phone, call.extension, call.disposition) == ("out", "+74951234567", "105", "busy")
+
+
+def test_the_operators_phones_can_change_while_the_tracker_runs():
+    tracker = CallTracker()
+    assert tracker.phones.classify("SIP/office-front-00000001") == ("trunk", None)
+
+    tracker.phones.set_endpoints({"SIP/office-front": "107"})
+
+    assert tracker.phones.classify("SIP/office-front-00000001") == ("ext", "107")

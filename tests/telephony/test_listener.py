@@ -223,3 +223,19 @@ def test_a_call_the_cdr_closed_first_keeps_its_recording_and_its_operator_hears_
     call = Call.objects.get()
     assert (call.duration, call.recordings.count()) == (1, 1), "the row stays as the CDR wrote it"
     assert [message["type"] for _, message in pushed] == ["call.ringing", "call.answered", "call.ended"]
+
+
+def test_a_call_to_an_operator_on_a_named_endpoint_is_theirs(django_user_model):
+    user = django_user_model.objects.create_user("reception")
+    Operator.objects.create(user=user, extension="106", channel="PJSIP/hg63xv")
+    listener = Listener(publish=lambda messages: None)
+    trunk = {"Channel": "PJSIP/trunk-00000041", "Uniqueid": "41.1", "Linkedid": "41.1", "CallerIDNum": "84957894561"}
+    phone = {"DestChannel": "PJSIP/hg63xv-00000042", "DestUniqueid": "41.2", "DestLinkedid": "41.1"}
+    clock = timezone.now()
+    for event in ({"Event": "Newchannel", **trunk}, {"Event": "DialBegin", **trunk, **phone, "DialString": "hg63xv"},
+                  {"Event": "DialEnd", **trunk, **phone, "DialStatus": "ANSWER"}):
+        listener.inbox.put((event, clock))
+    listener.step(timeout=0)
+
+    call = Call.objects.get()
+    assert (call.direction, call.extension, call.operator, call.disposition) == ("in", "106", user, "answered")

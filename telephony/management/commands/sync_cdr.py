@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from telephony.cdr import CdrError, calls_from_cdr, read_csv, read_table
-from telephony.reconcile import cdr_reconcile
+from telephony.cdr import CdrError, read_csv, read_table
+from telephony.reconcile import cdr_calls, cdr_reconcile
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         for error in errors:
             self.stderr.write(error)
 
-        calls = calls_from_cdr(rows, region=settings.PHONE_REGION, extension_pattern=settings.EXTENSION_PATTERN)
+        calls = cdr_calls(rows)
         counts = cdr_reconcile(calls=calls)
         skipped = f", {len(errors)} line{'' if len(errors) == 1 else 's'} skipped" if path else ""
         self.stdout.write(
