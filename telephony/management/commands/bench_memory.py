@@ -49,6 +49,8 @@ class Command(BaseCommand):
                 for number in range(round_number * calls, (round_number + 1) * calls):
                     for item in never_ending_call(number, clock):
                         listener.inbox.put(item)
+                    if listener.inbox.qsize() > 10_000:  # as the reader thread would, the queue is drained as it fills
+                        listener.step(timeout=0)
                 while listener.step(timeout=0):
                     pass
                 open_mb = rss_mb()

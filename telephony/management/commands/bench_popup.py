@@ -14,11 +14,12 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.utils import timezone
 
 from history.models import Call
 from simplecalls.env import database_url
 from telephony.ami import AMIConfig, AMIConnection
-from telephony.models import Operator
+from telephony.models import ListenerLease, Operator
 from telephony.simulator import Simulator
 
 USERNAME, SECRET = "bench", "bench-secret"
@@ -56,6 +57,7 @@ class Command(BaseCommand):
         try:
             wait_until(lambda: port_open(web_port), "daphne")
             wait_until(lambda: any(session.authenticated for session in simulator.sessions), "pbx_listen")
+            wait_until(lambda: ListenerLease.objects.filter(name=ami.address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
             figures = asyncio.run(measure(f"127.0.0.1:{web_port}", cookies, ami, calls))
         finally:
             for process in processes:
