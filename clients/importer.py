@@ -1,4 +1,18 @@
-"""Bulk import of clients from CSV: upsert by card number, else by phone; bad rows reported, not fatal."""
+"""Bulk import of clients from CSV: upsert by card number, else by phone; bad rows reported, not fatal.
+
+Hostile or damaged files:
+- A quote (") opened and never closed makes the csv module swallow every line up to the next
+  quote, or to the end of the file, into one cell. A record that spans several lines and has the
+  wrong number of cells (or that the csv module refuses) is therefore reported at the line it
+  starts on, and the lines after that one are read again as rows of their own. A quoted cell that
+  really spans lines (a comment with line breaks) keeps the row's number of cells and is imported.
+- A row with a NUL byte is reported and skipped: it is a binary file or a broken export, and
+  PostgreSQL cannot store the byte.
+- A cell longer than its column, dictionary names (ad_source, card_type) included, is reported.
+- Cells are data, never formulas: text starting with =, +, - or @ (a name, an address, a comment)
+  is stored exactly as typed and nothing here evaluates it. Whatever exports clients to a
+  spreadsheet one day must write such cells so that the spreadsheet does not run them.
+"""
 
 import csv
 import datetime
@@ -27,6 +41,8 @@ TEXT_FIELDS = {
 INT_FIELDS = {"birth_day": (1, 31), "birth_month": (1, 12), "birth_year": (1900, 2100), "importance": (1, 4)}
 BOOL_FIELDS = ("no_sms", "blacklisted")
 DICTIONARY_FIELDS = {"ad_source": AdSource, "card_type": CardType}
+DICTIONARY_NAME_LENGTH = {name: model._meta.get_field("name").max_length for name, model in DICTIONARY_FIELDS.items()}
+UNCLOSED_QUOTE = "a quote (\") opened in this row is never closed; the lines after it are read as rows of their own"
 COLUMNS = (
     "last_name", "first_name", "middle_name", "sex", "birth_day", "birth_month", "birth_year",
     *PHONE_FIELDS, "email", "no_sms", "city", "postcode", "street", "house", "building", "flat",
@@ -131,12 +147,16 @@ def parse_cell(name: str, value: str):
         return STATUS[value.lower()]
     if name == "call_back_on":
         return parse_date(value)
+    if len(value) > DICTIONARY_NAME_LENGTH[name]:
+        raise RowError(f"{name} is longer than {DICTIONARY_NAME_LENGTH[name]} characters")
     return value  # dictionary names, resolved per batch
 
 
 def parse_row(header: list[str], cells: list[str]) -> dict:
     if len(cells) != len(header):
         raise RowError(f"{len(cells)} cells where the header has {len(header)}")
+    if any("\x00" in cell for cell in cells):
+        raise RowError("the row has a NUL byte: is this a text file?")
     values = {}
     for name, raw in zip(header, cells):
         value = raw.strip()
@@ -226,7 +246,7 @@ class Upserter:
                 known = self.dictionaries[name]
                 key = values[name].lower()
                 if key not in known:
-                    known[key] = model.objects.create(name=values[name][:200]).pk
+                    known[key] = model.objects.create(name=values[name]).pk
                     self.report.dictionary_entries_created += 1
                 values[name] = known[key]
 
@@ -302,18 +322,63 @@ def client_import_csv(
 ) -> ImportReport:
     """Import a CSV with a header row. Bad rows are skipped and reported; the rest commit together."""
     report = ImportReport()
-    reader = csv.reader(lines, delimiter=delimiter)
+    numbered = Lines(lines)
+    reader = csv.reader(numbered, delimiter=delimiter)
     try:
         with transaction.atomic():
-            import_rows(reader, report, dry_run=dry_run, on_row=on_row, on_error=on_error)
+            import_rows(numbered, reader, report, dry_run=dry_run, on_row=on_row, on_error=on_error)
     except UnicodeDecodeError:
-        raise FileError(f"line {reader.line_num + 1} is not in the file's encoding (UTF-8 unless --encoding says otherwise, e.g. cp1251)") from None
+        raise FileError(f"line {numbered.number + 1} is not in the file's encoding (UTF-8 unless --encoding says otherwise, e.g. cp1251)") from None
     except csv.Error as error:
-        raise FileError(f"line {reader.line_num}: {error}") from None
+        raise FileError(f"line {numbered.number}: {error}") from None
     return report
 
 
-def import_rows(reader, report: ImportReport, *, dry_run: bool, on_row, on_error) -> None:
+class Lines:
+    """The file's lines for the csv module, numbered, remembering those of the current record to read them again."""
+
+    def __init__(self, lines: Iterable[str]):
+        self.source = iter(lines)
+        self.number = 0  # of the last line taken from the file
+        self.again: deque[tuple[int, str]] = deque()
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.again:
+            number, line = self.again.popleft()
+        else:
+            line = next(self.source)
+            self.number += 1
+            number = self.number
+        self.taken.append((number, line))
+        return line
+
+    def read_again(self, taken: list[tuple[int, str]]) -> None:
+        self.again.extendleft(reversed(taken))
+
+
+def records(lines: Lines, reader, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(line the record starts on, its cells, "") or (line, None, what is wrong), after the header."""
+    while True:
+        lines.taken = []
+        try:
+            cells, problem = next(reader), ""
+        except StopIteration:
+            return
+        except csv.Error as error:
+            cells, problem = None, str(error)
+        taken = lines.taken
+        if len(taken) > 1 and (cells is None or len(cells) != width):
+            lines.read_again(taken[1:])
+            yield taken[0][0], None, UNCLOSED_QUOTE
+        else:
+            yield taken[0][0], cells, problem
+
+
+def import_rows(lines: Lines, reader, report: ImportReport, *, dry_run: bool, on_row, on_error) -> None:
     header = read_header(reader)
     upserter = Upserter(report, on_error)
 
@@ -324,7 +389,7 @@ def import_rows(reader, report: ImportReport, *, dry_run: bool, on_row, on_error
         upserter.write([(line, values) for line, values, error in parsed if not error])
 
     with ChunkParser(header) as parser:
-        for chunk in chunks(reader, on_row):
+        for chunk in chunks(records(lines, reader, len(header)), on_row):
             for parsed in parser.submit(chunk):
                 write(parsed)
         for parsed in parser.drain():
@@ -333,13 +398,13 @@ def import_rows(reader, report: ImportReport, *, dry_run: bool, on_row, on_error
         transaction.set_rollback(True)
 
 
-def chunks(reader, on_row) -> Iterator[list[tuple[int, list[str]]]]:
+def chunks(rows, on_row) -> Iterator[list[tuple[int, list[str] | None, str]]]:
     chunk = []
-    for cells in reader:
+    for line, cells, problem in rows:
         if on_row:
             on_row()
-        if any(cells):  # a row of empty cells is skipped; blanks that only look empty are reported
-            chunk.append((reader.line_num, cells))
+        if problem or any(cells):  # a row of empty cells is skipped; blanks that only look empty are reported
+            chunk.append((line, cells, problem))
         if len(chunk) >= BATCH:
             yield chunk
             chunk = []
@@ -347,9 +412,12 @@ def chunks(reader, on_row) -> Iterator[list[tuple[int, list[str]]]]:
         yield chunk
 
 
-def parse_chunk(header: list[str], chunk: list[tuple[int, list[str]]]) -> list[tuple[int, dict | None, str]]:
+def parse_chunk(header: list[str], chunk: list[tuple[int, list[str] | None, str]]) -> list[tuple[int, dict | None, str]]:
     parsed = []
-    for line, cells in chunk:
+    for line, cells, problem in chunk:
+        if problem:
+            parsed.append((line, None, problem))
+            continue
         try:
             parsed.append((line, parse_row(header, cells), ""))
         except RowError as error:

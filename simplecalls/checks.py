@@ -1,4 +1,7 @@
-"""System checks: what production is missing is said before anything starts."""
+"""System checks: what production is missing is said before anything starts.
+
+A missing SECRET_KEY with DEBUG off is refused earlier, by the settings themselves (simplecalls.env).
+"""
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -9,8 +12,6 @@ def check_production_settings(app_configs, **kwargs):
     if settings.DEBUG:
         return []
     problems = []
-    if not settings.SECRET_KEY_FROM_ENV:
-        problems.append(Error("SECRET_KEY is not set while DEBUG is off.", hint="Set SECRET_KEY to a long random string.", id="simplecalls.E001"))
     if not settings.ALLOWED_HOSTS:
         problems.append(Error("ALLOWED_HOSTS is empty while DEBUG is off.", hint="Set ALLOWED_HOSTS to the site's host names, comma-separated.", id="simplecalls.E002"))
     if not settings.AMI_SECRET:

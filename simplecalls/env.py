@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 from urllib.parse import urlparse
 
 import dj_database_url
@@ -10,6 +11,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+# Short enough that the channel layer's own names (prefix + 42 characters) stay under Channels' limit of 100.
+CHANNEL_PREFIX = re.compile(r"[a-z0-9_]{1,40}")
 
 
 def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -43,14 +47,28 @@ def env_list(environ: Mapping[str, str], name: str, default: list[str]) -> list[
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def secret_key_from_env(environ: Mapping[str, str], *, debug: bool) -> str:
+    """SECRET_KEY; only with DEBUG on may the public development key stand in for it."""
+    key = environ.get("SECRET_KEY", "")
+    if key.strip():
+        return key
+    if not debug:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off: with the public development key anyone can forge a session")
+    return DEVELOPMENT_SECRET_KEY
+
+
 def database_from_env(environ: Mapping[str, str], sqlite_path: str) -> dict:
+    """The database; connections are closed after each request (CONN_MAX_AGE 0), as Django advises under ASGI.
+
+    Commands such as pbx_listen serve no requests, so each of their threads keeps its connection.
+    """
     url = environ.get("DATABASE_URL", "").strip()
     if not url:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": sqlite_path}
     if urlparse(url).scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// (or sqlite://) URL; got {url!r}")
     try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url, conn_max_age=0)
     except ValueError as error:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {error}") from None
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
@@ -63,6 +81,43 @@ def redis_url_from_env(environ: Mapping[str, str]) -> str:
     if url and urlparse(url).scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(f"REDIS_URL must be a redis://, rediss:// or unix:// URL; got {url!r}")
     return url
+
+
+def channel_prefix_from_env(environ: Mapping[str, str], database: Mapping) -> str:
+    """What this installation's names on Redis start with: CHANNEL_PREFIX, else the database's name.
+
+    Redis pub/sub ignores database numbers, so two installations on one Redis server would
+    otherwise hear each other's live messages. The default is the PostgreSQL database's name
+    (the SQLite file's name without its suffix) in a-z, 0-9 and _.
+    """
+    prefix = environ.get("CHANNEL_PREFIX", "").strip()
+    if prefix:
+        if not CHANNEL_PREFIX.fullmatch(prefix):
+            raise ImproperlyConfigured(f"CHANNEL_PREFIX must be 1 to 40 characters from a-z, 0-9 and _; got {prefix!r}")
+        return prefix
+    name = str(database.get("NAME") or "")
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        name = PurePath(name).stem
+    return re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:40] or "simplecalls"
+
+
+def channel_layer_config(redis_url: str, prefix: str) -> dict:
+    """Redis pub/sub under the installation's prefix; without Redis, in memory (one process only)."""
+    if not redis_url:
+        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis_url], "prefix": f"{prefix}."}}
+
+
+def cache_config(redis_url: str, prefix: str) -> dict:
+    """Redis, every key under the installation's prefix; without Redis, each process's memory."""
+    if not redis_url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": prefix}
+    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url, "KEY_PREFIX": prefix}
+
+
+def broker_transport_options(redis_url: str, prefix: str) -> dict:
+    """Kombu's Redis transport puts every key and pub/sub channel of Celery's under the installation's prefix."""
+    return {"global_keyprefix": f"{prefix}:"} if redis_url else {}
 
 
 def phone_region_from_env(environ: Mapping[str, str]) -> str:

@@ -3,9 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from simplecalls.login import AdminLoginForm, LoginView
+
+admin.site.login_form = AdminLoginForm  # the admin's login page is throttled like the operators'
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="clients:list"), name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("clients/", include("clients.urls")),

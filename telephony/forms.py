@@ -3,6 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clients.forms import ClientForm, active_choices
+from clients.models import Client
 from history.models import Call, CallReason, CallResult, ContactReason
 
 DICTIONARIES = {"contact_reason": ContactReason, "reason": CallReason, "result": CallResult}
@@ -46,3 +47,9 @@ class CallerForm(ClientForm):
     def has_details(self) -> bool:
         """Did the operator type anything beyond the number the call brought?"""
         return any(self.data.get(self.add_prefix(name), "").strip() for name in ("last_name", "first_name", "middle_name", "card_number"))
+
+
+class ChosenClientForm(forms.Form):
+    """The client the operator picked for the call: an id that is not a client's is refused, not a server error."""
+
+    client = forms.ModelChoiceField(queryset=Client.objects.all())

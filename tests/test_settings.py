@@ -8,7 +8,18 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from simplecalls.env import database_from_env, env_bool, env_int, phone_region_from_env, redis_url_from_env
+from simplecalls.env import (
+    DEVELOPMENT_SECRET_KEY,
+    channel_prefix_from_env,
+    database_from_env,
+    env_bool,
+    env_int,
+    phone_region_from_env,
+    redis_url_from_env,
+    secret_key_from_env,
+)
+
+SQLITE = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/simplecalls/var/simplecalls.sqlite3"}
 
 
 def test_no_database_url_means_the_embedded_sqlite_file():
@@ -18,6 +29,29 @@ def test_no_database_url_means_the_embedded_sqlite_file():
 def test_a_postgres_url_becomes_a_postgresql_database():
     config = database_from_env({"DATABASE_URL": "postgres://root@127.0.0.1:5432/calls"}, "")
     assert (config["ENGINE"], config["NAME"], config["HOST"], config["PORT"]) == ("django.db.backends.postgresql", "calls", "127.0.0.1", 5432)
+
+
+def test_web_processes_keep_no_database_connection_from_one_request_to_the_next():
+    assert database_from_env({"DATABASE_URL": "postgres://root@127.0.0.1:5432/calls"}, "")["CONN_MAX_AGE"] == 0
+
+
+@pytest.mark.parametrize(
+    "environ, database, prefix",
+    [
+        ({}, SQLITE, "simplecalls"),
+        ({"DATABASE_URL": "postgres://root@db/Salon-North.2"}, None, "salon_north_2"),
+        ({"DATABASE_URL": "postgres://root@db/%D1%81%D0%B0%D0%BB%D0%BE%D0%BD"}, None, "simplecalls"),
+        ({"DATABASE_URL": "sqlite:////srv/Клиника/clinic east.sqlite3"}, None, "clinic_east"),
+        ({"CHANNEL_PREFIX": "front_desk_2", "DATABASE_URL": "postgres://root@db/salon"}, None, "front_desk_2"),
+    ],
+)
+def test_the_channel_prefix_is_the_database_name_unless_channel_prefix_says_otherwise(environ, database, prefix):
+    assert channel_prefix_from_env(environ, database or database_from_env(environ, "")) == prefix
+
+
+def test_with_debug_on_the_development_key_stands_in_for_a_missing_secret_key():
+    assert secret_key_from_env({}, debug=True) == DEVELOPMENT_SECRET_KEY
+    assert secret_key_from_env({"SECRET_KEY": "k" * 50}, debug=False) == "k" * 50
 
 
 @pytest.mark.parametrize(
@@ -31,6 +65,11 @@ def test_a_postgres_url_becomes_a_postgresql_database():
         (lambda e: env_int(e, "AMI_PORT", 5038), {"AMI_PORT": "five"}, "AMI_PORT"),
         (lambda e: env_int(e, "AMI_PORT", 5038), {"AMI_PORT": "70000"}, "AMI_PORT"),
         (lambda e: env_bool(e, "DEBUG", True), {"DEBUG": "maybe"}, "DEBUG"),
+        (lambda e: channel_prefix_from_env(e, SQLITE), {"CHANNEL_PREFIX": "Salon-North"}, "CHANNEL_PREFIX"),
+        (lambda e: channel_prefix_from_env(e, SQLITE), {"CHANNEL_PREFIX": "salon:north"}, "CHANNEL_PREFIX"),
+        (lambda e: channel_prefix_from_env(e, SQLITE), {"CHANNEL_PREFIX": "s" * 41}, "CHANNEL_PREFIX"),
+        (lambda e: secret_key_from_env(e, debug=False), {}, "SECRET_KEY"),
+        (lambda e: secret_key_from_env(e, debug=False), {"SECRET_KEY": "  "}, "SECRET_KEY"),
     ],
 )
 def test_a_bad_value_names_its_variable(function, environ, variable):
@@ -52,16 +91,35 @@ def test_the_project_refuses_to_start_with_a_bad_value():
     assert "ImproperlyConfigured: AMI_PORT must be a whole number" in result.stderr
 
 
-@override_settings(DEBUG=False, SECRET_KEY_FROM_ENV=False, ALLOWED_HOSTS=[], AMI_SECRET="")
+def without_secret_key(**environ) -> dict:
+    return {name: value for name, value in os.environ.items() if name != "SECRET_KEY"} | {
+        "DEBUG": "0", "DJANGO_SETTINGS_MODULE": "simplecalls.settings.base", **environ,
+    }
+
+
+def test_with_debug_off_and_no_secret_key_management_commands_refuse_to_start():
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=without_secret_key(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_with_debug_off_and_no_secret_key_daphne_refuses_to_serve():
+    daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "simplecalls.asgi:application"]
+    result = subprocess.run(daphne, env=without_secret_key(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+@override_settings(DEBUG=False, ALLOWED_HOSTS=[], AMI_SECRET="")
 def test_checks_say_what_production_is_missing():
     with pytest.raises(SystemCheckError) as error:
         call_command("check")
     message = str(error.value)
-    for expected in ("SECRET_KEY is not set", "ALLOWED_HOSTS is empty", "AMI_SECRET is not set"):
+    for expected in ("ALLOWED_HOSTS is empty", "AMI_SECRET is not set"):
         assert expected in message
 
 
-@override_settings(DEBUG=False, SECRET_KEY_FROM_ENV=True, ALLOWED_HOSTS=["crm.example.ru"], AMI_SECRET="s", DIALPLAN_TOKEN="t", REDIS_URL="redis://x")
+@override_settings(DEBUG=False, ALLOWED_HOSTS=["crm.example.ru"], AMI_SECRET="s", DIALPLAN_TOKEN="t", REDIS_URL="redis://x")
 def test_checks_pass_when_production_is_configured(settings, monkeypatch):
     monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.postgresql")
     call_command("check")

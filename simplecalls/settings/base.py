@@ -6,6 +6,10 @@ from pathlib import Path
 from django.utils.translation import gettext_lazy as _
 
 from simplecalls.env import (
+    broker_transport_options,
+    cache_config,
+    channel_layer_config,
+    channel_prefix_from_env,
     database_from_env,
     env_bool,
     env_int,
@@ -13,6 +17,7 @@ from simplecalls.env import (
     phone_region_from_env,
     redis_url_from_env,
     regex_from_env,
+    secret_key_from_env,
 )
 
 env = os.environ
@@ -20,8 +25,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env_bool(env, "DEBUG", True)
-SECRET_KEY_FROM_ENV = bool(env.get("SECRET_KEY"))
-SECRET_KEY = env.get("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
+SECRET_KEY = secret_key_from_env(env, debug=DEBUG)
 ALLOWED_HOSTS = env_list(env, "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list(env, "CSRF_TRUSTED_ORIGINS", [])
 
@@ -46,6 +50,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "simplecalls.middleware.LanguageMiddleware",
+    "simplecalls.middleware.BadQueryMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -78,16 +83,14 @@ DATABASES = {"default": database_from_env(env, str(VAR_DIR / "simplecalls.sqlite
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url_from_env(env)
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Installations sharing one Redis server stay apart by this prefix: pub/sub ignores database numbers.
+CHANNEL_PREFIX = channel_prefix_from_env(env, DATABASES["default"])
+CHANNEL_LAYERS = {"default": channel_layer_config(REDIS_URL, CHANNEL_PREFIX)}
+CACHES = {"default": cache_config(REDIS_URL, CHANNEL_PREFIX)}
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(REDIS_URL, CHANNEL_PREFIX)
+CELERY_TASK_DEFAULT_QUEUE = CHANNEL_PREFIX
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -102,6 +105,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clients:list"
 LOGOUT_REDIRECT_URL = "login"
+# Failures, each within LOGIN_LOCKOUT_SECONDS of the one before, that lock a user name or an address out
+# until LOGIN_LOCKOUT_SECONDS pass without one; an office's computers share one address, so it gets more.
+LOGIN_FAILURES_PER_USERNAME = 5
+LOGIN_FAILURES_PER_ADDRESS = 20
+LOGIN_LOCKOUT_SECONDS = 15 * 60
 
 LANGUAGE_CODE = "ru"
 LANGUAGES = [("ru", _("Russian")), ("en", _("English"))]

@@ -134,3 +134,55 @@ def test_a_new_card_number_attaches_to_the_card_less_client_with_that_phone(tmp_
     walk_in.refresh_from_db()
     assert walk_in.card_number == "F-2"
     assert Client.objects.get(card_number="F-3").pk not in (walk_in.pk, relative.pk)
+
+
+def test_a_quote_never_closed_is_reported_at_its_line_and_the_rows_after_it_are_imported(tmp_path):
+    after = "".join(f"Петров{number},Пётр,,м,+7903111223{number},,,,,,,,,\n" for number in range(8))
+    text = HEADER + GOOD + 'Кавычкин,"Иван,,м,89031112299,,,,,,,,,\n' + after
+    out, err = run(tmp_path, text)
+    assert err.strip().splitlines() == ['line 4: a quote (") opened in this row is never closed; the lines after it are read as rows of their own']
+    assert "10 created, 0 updated, 0 unchanged, 1 skipped" in out
+    assert Client.objects.filter(last_name__startswith="Петров").count() == 8
+
+
+def test_rows_after_an_unclosed_quote_keep_their_own_quoted_cells(tmp_path):
+    text = HEADER + (
+        'Кавычкин,"Иван,,м,89031112299,,,,,,,,,\n'
+        "Петров,Пётр,,м,89031112230,,,,,,,,,\n"
+        '"Много\nстрок",Ок,,м,89031112235,,,,,,,,,\n'
+        "Плохой,День,,м,89031112236,,,,,32,,,,\n"
+        "Сидоров,Сидор,,м,89031112237,,,,,,,,,\n"
+    )
+    out, err = run(tmp_path, text)
+    assert [line.split(":")[0] for line in err.strip().splitlines()] == ["line 2", "line 6"]
+    assert "3 created, 0 updated, 0 unchanged, 2 skipped" in out
+    assert set(Client.objects.values_list("last_name", flat=True)) == {"Петров", "Много\nстрок", "Сидоров"}
+
+
+def test_a_nul_byte_is_a_reported_line_and_the_other_rows_are_imported(tmp_path):
+    out, err = run(tmp_path, HEADER + GOOD + "Ну\x00ль,Иван,,м,89031112233,,,,,,,,,\n" + "Сидоров,Сидор,,м,89031112237,,,,,,,,,\n")
+    assert err.startswith("line 4: the row has a NUL byte")
+    assert "3 created, 0 updated, 0 unchanged, 1 skipped" in out
+
+
+@pytest.mark.parametrize("column", ["ad_source", "card_type"])
+def test_a_dictionary_name_longer_than_its_column_is_a_reported_line_on_every_run(tmp_path, column):
+    text = f"last_name,card_number,{column}\nИванов,A-1,{'Я' * 201}\nПетров,A-2,Сайт\n"
+    for _ in range(2):
+        out, err = run(tmp_path, text)
+        assert err.strip() == f"line 2: {column} is longer than 200 characters"
+        assert "1 skipped" in out
+    assert list(Client.objects.values_list("last_name", flat=True)) == ["Петров"]
+
+
+def test_cells_that_look_like_formulas_are_stored_exactly_as_typed(tmp_path):
+    text = (
+        "last_name,first_name,middle_name,phone_mobile,city,street,comment\n"
+        '=1+2,+Иван,-Петрович,+7 916 123-45-67,@Москва,"=HYPERLINK(""http://example.com"")","=cmd|\' /C calc\'!A0"\n'
+    )
+    out, err = run(tmp_path, text)
+    assert "1 created" in out and err == ""
+    client = Client.objects.get()
+    assert (client.last_name, client.first_name, client.middle_name) == ("=1+2", "+Иван", "-Петрович")
+    assert (client.city, client.street, client.comment) == ("@Москва", '=HYPERLINK("http://example.com")', "=cmd|' /C calc'!A0")
+    assert str(client.phone_mobile) == "+79161234567"
