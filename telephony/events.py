@@ -7,6 +7,10 @@ A message is a mapping from header name to value, as received. Names are matched
 regard to case. When a header repeats, its last value counts: parse_transcript() keeps the
 last one, and a list value (as panoramisk gives) counts as its last item.
 
+An operator's phone is known by the operator table (`endpoints`), then by the extension
+pattern, and failing both as the phone a `Local/<ext>@…;2` half dials (a ring-group or queue
+member, the operator's leg of a click-to-dial). Local halves never answer a call.
+
 Each channel's facts (its kind, dial status, answer and hang-up times) are recorded, and the
 public fields are worked out again from them after every message. So the result does not
 depend on the order in which Asterisk's racing events arrive.
@@ -29,6 +33,7 @@ UNKNOWN = "<unknown>"
 _NO_NUMBER = frozenset({"", UNKNOWN, "unknown", "anonymous", "private", "restricted"})
 _PHONE_CHARS = re.compile(r"\+?[\d\s().\-]+")
 _DIALLED = re.compile(r"\+?\d{5,}")
+_DIAL_STRING_PARTS = re.compile(r"[/@&,]")
 # Asterisk names a channel it created <Tech>/<resource>-%08x (Local adds ;1/;2); the
 # requested form (Local/100@from-internal) has no sequence number.
 _CREATED_CHANNEL = re.compile(r"-[0-9a-f]{8,}(;[12])?$")
@@ -227,10 +232,14 @@ class CallTracker:
         return self._settle(call, before, now)
 
     def _on_dial(self, call: CallState, m: dict[str, str], t: datetime, event: str) -> None:
-        self._see(call, m, _CALLER, t)
+        caller = self._see(call, m, _CALLER, t)
         dest = self._see(call, m, _DEST, t)
         if dest is None:
             return
+        if event == "dialbegin" and caller is not None and _rings_extension_phone(caller, dest, m):
+            dest.kind, dest.ext = "ext", caller.ext
+            if caller.ext not in call.extensions_rung:
+                call.extensions_rung.append(caller.ext)
         if event == "dialbegin":
             if dest.kind == "trunk" and not dest.dialled:
                 found = _DIALLED.findall(m.get("dialstring", ""))
@@ -321,6 +330,19 @@ class CallTracker:
         return call if _public(call) != before else None
 
 
+def _rings_extension_phone(caller: _Channel, dest: _Channel, m: dict[str, str]) -> bool:
+    """Whether a DialBegin from Local/<ext>@…;2 reaches <ext>'s own phone, which neither table nor pattern knows.
+
+    The ;2 half runs <ext>'s dialplan (a ring-group or queue member, the operator's leg of a
+    click-to-dial), so what it dials is that operator's phone; unless it passes <ext> on as a
+    number (DialString `trunk/112`), or the ;1 half, which runs an originate's target, is the one
+    dialling. Only DialBegin has the DialString, so only DialBegin decides.
+    """
+    return (caller.kind == "local" and caller.ext is not None and dest.kind == "trunk"
+            and m.get("channel", "").endswith(";2")
+            and caller.ext not in _DIAL_STRING_PARTS.split(m.get("dialstring", "")))
+
+
 def _derive(call: CallState) -> None:
     """Work out the public fields of `call` from the facts its channels have given."""
     channels = call._channels
@@ -372,10 +394,13 @@ def _derive(call: CallState) -> None:
     else:
         statuses = {c.status for c in channels.values() if c.kind != "local"}
         statuses.add(call._originate_status)
-        if "BUSY" in statuses or any(c.busy for c in channels.values() if c.kind != "local"):
-            call.disposition = "busy"
-        elif "NOANSWER" in statuses or "CANCEL" in statuses:
+        if any(c.busy for c in channels.values() if c.kind != "local"):
+            statuses.add("BUSY")
+        # One member busy while another rang unanswered is a missed call: busy only when none rang.
+        if "NOANSWER" in statuses or "CANCEL" in statuses:
             call.disposition = "no_answer"
+        elif "BUSY" in statuses:
+            call.disposition = "busy"
         elif "CHANUNAVAIL" in statuses or "CONGESTION" in statuses:
             call.disposition = "failed"
         elif call.direction == "out" and not any(c.kind == "trunk" for c in channels.values()) and any(

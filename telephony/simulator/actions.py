@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import protocol
 from .calls import OUTCOMES
+from .outbound import is_chain, originate_chain
 from .pbx import Channel, Pbx
 from .protocol import Request, response
 from .scenarios import INBOUND_SCENARIOS, OriginateRequest, originate
@@ -174,7 +175,8 @@ async def originate_action(session: Session, request: Request) -> bool:
     call = engine.new_call()
     if asynchronous:
         session.send(response(request, "Success", "Originate successfully queued"))
-    engine.launch(call, originate(engine, call, req, engine.outcome_for(req.exten), report))
+    script = originate_chain if is_chain(req.channel) else originate
+    engine.launch(call, script(engine, call, req, engine.outcome_for(req.exten), report))
     if not asynchronous:
         # The session blocks here, as Asterisk's does, until the operator leg is decided.
         reason = await result
@@ -247,15 +249,35 @@ def _seconds(request: Request, key: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _list(request: Request, key: str, default: str = "") -> list[str]:
+    return [item.strip() for item in (request.get(key) or default).split(",") if item.strip()]
+
+
+def parse_endpoints(value: str) -> dict[str, str]:
+    """`106=PJSIP/hg63xv,107=SIP/office-front` -> {"106": "PJSIP/hg63xv", …}; ValueError when malformed."""
+    endpoints = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        extension, equals, endpoint = (part.strip() for part in item.partition("="))
+        tech, slash, resource = endpoint.partition("/")
+        if not (extension and equals and tech and slash and resource):
+            raise ValueError(f"Invalid Endpoints: {item.strip()}")
+        endpoints[extension] = endpoint
+    return endpoints
+
+
 async def sim_call(session: Session, request: Request) -> bool:
     try:
         call = session.simulator.start_call(
             request.get("scenario") or "inbound_answered",
             caller=request.get("caller") or "74957894561",
             caller_name=request.get("callername"),
-            extensions=[e.strip() for e in (request.get("extensions") or "100").split(",") if e.strip()],
+            extensions=_list(request, "extensions", "100"),
             ring=_seconds(request, "ring", 1.0),
             talk=_seconds(request, "talk", 2.0),
+            busy=_list(request, "busy"),
+            endpoints=parse_endpoints(request.get("endpoints")),
         )
     except ValueError as error:
         session.send(response(request, "Error", str(error)))

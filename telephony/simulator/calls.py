@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,8 +83,11 @@ class Engine:
         time_scale: float,
         recordings_dir: str | None,
         cdr_csv: str | None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
         self.pbx = pbx
+        # Extension -> the endpoint its phone is dialled on (`106` -> `PJSIP/hg63xv`); PJSIP/<ext> otherwise.
+        self.endpoints = dict(endpoints or {})
         self.time_scale = time_scale
         self.recordings_dir = Path(recordings_dir).resolve() if recordings_dir else None
         self.cdr = CdrWriter(cdr_csv) if cdr_csv else None
@@ -181,6 +184,7 @@ class Engine:
         dcontext: str,
         lastdata: str,
         disposition: str,
+        lastapp: str = "Dial",
     ) -> Cdr:
         """One Party A / Party B row, once both sides are gone."""
         ends = [t for t in (a.ended, b.ended if b else None) if t is not None]
@@ -191,7 +195,7 @@ class Engine:
             clid=clid(a.caller_name, a.caller_num),
             channel=a.name,
             dstchannel=b.name if b else "",
-            lastapp="Dial",
+            lastapp=lastapp,
             lastdata=lastdata,
             start=a.created,
             answer=b.answered if b and disposition == "ANSWERED" else None,

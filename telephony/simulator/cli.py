@@ -2,6 +2,7 @@
 
     python -m telephony.simulator serve --port 5038 --cdr-csv cdr/Master.csv
     python -m telephony.simulator call inbound_answered --caller 74957894561 --extensions 100,101
+    python -m telephony.simulator call inbound_queue --extensions 100,101,102 --busy 100
     python -m telephony.simulator load --rate 50 --seconds 10
 """
 
@@ -15,8 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from .protocol import FrameParser, Request
+from .actions import parse_endpoints
 from .scenarios import INBOUND_SCENARIOS
-from .server import Simulator
+from .server import SCENARIOS, Simulator
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5038)
     parser.add_argument("--username", default="admin")
     parser.add_argument("--secret", default="admin")
+
+
+def endpoint_argument(value: str) -> str:
+    parse_endpoints(value)  # argparse reports the ValueError as an invalid value
+    return value
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +43,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="emit ChanVariable: NAME=value on channel events (repeatable), like manager.conf channelvars",
     )
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every delay by this")
+    parser.add_argument(
+        "--endpoint", action="append", default=[], metavar="EXT=TECH/NAME", type=endpoint_argument,
+        help="dial this extension's phone on a named endpoint, e.g. 106=PJSIP/hg63xv (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,10 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(commands.add_parser("serve", help="run the simulator (default)"))
 
     call = commands.add_parser("call", help="play one call on a running simulator")
-    call.add_argument("scenario", choices=INBOUND_SCENARIOS)
-    call.add_argument("--caller", default="74957894561")
+    call.add_argument("scenario", choices=SCENARIOS)
+    call.add_argument("--caller", default="74957894561", help="the outside number (dialled, for outbound_answered)")
     call.add_argument("--caller-name", default="")
     call.add_argument("--extensions", default="100", help="comma-separated, e.g. 100,101")
+    call.add_argument("--busy", default="", help="ring group and queue members who are busy, e.g. 100")
+    call.add_argument("--endpoints", default="", help="e.g. 106=PJSIP/hg63xv,107=SIP/office-front")
     call.add_argument("--ring", type=float, default=1.0)
     call.add_argument("--talk", type=float, default=2.0)
     add_connection_arguments(call)
@@ -73,6 +86,7 @@ def simulator_from_args(args: argparse.Namespace) -> Simulator:
         recordings_dir=args.recordings_dir,
         chanvariables=args.chanvariable,
         time_scale=args.time_scale,
+        endpoints=parse_endpoints(",".join(args.endpoint)),
     )
 
 
@@ -133,7 +147,7 @@ def run_client(args: argparse.Namespace) -> int:
     if args.command == "call":
         headers = [
             ("Action", "SimCall"), ("Scenario", args.scenario), ("Caller", args.caller),
-            ("CallerName", args.caller_name), *common,
+            ("CallerName", args.caller_name), ("Busy", args.busy), ("Endpoints", args.endpoints), *common,
         ]
     else:
         headers = [

@@ -1,19 +1,22 @@
 """Call scripts: the event sequences of AMI.md §4 and §6, one telephony step per line.
 
 Inbound calls come in on `PJSIP/trunk-…` (context `from-trunk`, Exten = the DID) and dial
-every listed extension at once; the first listed one answers. Originates ring the operator
+every listed extension's phone at once (`PJSIP/<ext>`, or the endpoint the simulator's
+`endpoints` names for it); the first listed one answers. Originates ring the operator
 (through a Local ;1/;2 pair when the channel is `Local/…`), then dial the outside number on
 `PJSIP/trunk-…`. The caller, or the outside party, hangs up first unless a Hangup action
-says otherwise.
+says otherwise. Ring groups and queues are in groups.py, Local chains and desk-phone calls
+out in outbound.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .calls import Call, Engine, Outcome
 from .cdr import Cdr
+from .legs import endpoint_of
 from .pbx import Channel
 
 INBOUND_SCENARIOS = ("inbound_answered", "inbound_missed", "inbound_no_answer", "inbound_busy")
@@ -45,16 +48,18 @@ async def inbound(
     extensions: Sequence[str],
     ring: float,
     talk: float,
+    endpoints: Mapping[str, str] | None = None,
 ) -> None:
     pbx = engine.pbx
     caller, caller_name = trunk.caller_num, trunk.caller_name
-    dial_data = "&".join(f"PJSIP/{ext}" for ext in extensions) + ",30"
+    phones = [endpoint_of(ext, endpoints or {}) for ext in extensions]
+    dial_data = "&".join(f"{tech}/{resource}" for tech, resource in phones) + ",30"
     pbx.set_state(trunk, 4)
     pbx.new_exten(trunk, INBOUND_CONTEXT, DID, "Dial", dial_data)
     legs: list[Channel] = []
-    for ext in extensions:
+    for ext, (tech, resource) in zip(extensions, phones):
         leg = pbx.new_channel(
-            pbx.pjsip_name(ext),
+            pbx.pjsip_name(resource, tech),
             state=0,
             linkedid=call.linkedid,
             caller=(ext, ""),
@@ -64,7 +69,7 @@ async def inbound(
             application="AppDial",
             app_data="(Outgoing Line)",
         )
-        pbx.dial_begin(trunk, leg, ext)
+        pbx.dial_begin(trunk, leg, resource)
         legs.append(leg)
 
     def cdrs(disposition: Callable[[Channel], str]) -> list[Cdr]:
@@ -111,7 +116,7 @@ async def inbound(
     engine.start_recording(call, trunk)
     await call.sleep(talk)
     engine.save_recording(call, trunk)
-    pbx.hangup_connected(_first_to_hang_up(engine, call, trunk), call.hangup_cause)
+    pbx.hangup_connected(first_to_hang_up(engine, call, trunk), call.hangup_cause)
     engine.write_cdrs(cdrs(lambda leg: "ANSWERED" if leg is answerer else "NO ANSWER"))
 
 
@@ -162,13 +167,14 @@ async def originate(engine: Engine, call: Call, req: OriginateRequest, outcome: 
         )
         pbx.local_bridge(one, two, local_context, target)
         pbx.dial_begin(None, one, data)
-        phone_data = f"PJSIP/{target},30"
+        phone_tech, phone_resource = endpoint_of(target, engine.endpoints)
+        phone_data = f"{phone_tech}/{phone_resource},30"
         pbx.new_exten(two, local_context, target, "Dial", phone_data)
         phone = pbx.new_channel(
-            pbx.pjsip_name(target), state=0, linkedid=call.linkedid, caller=(target, ""), connected=cid,
+            pbx.pjsip_name(phone_resource, phone_tech), state=0, linkedid=call.linkedid, caller=(target, ""), connected=cid,
             context=local_context, exten="s", application="AppDial", app_data="(Outgoing Line)",
         )
-        pbx.dial_begin(two, phone, target)
+        pbx.dial_begin(two, phone, phone_resource)
     else:
         target, local_context, phone_data = data, INTERNAL_CONTEXT, ""
         one = pbx.new_channel(
@@ -225,7 +231,7 @@ async def originate(engine: Engine, call: Call, req: OriginateRequest, outcome: 
     report(4, one)
     if req.application:
         await call.sleep(outcome.talk)
-        pbx.hangup_connected(_first_to_hang_up(engine, call, one), call.hangup_cause)
+        pbx.hangup_connected(first_to_hang_up(engine, call, one), call.hangup_cause)
         engine.write_cdrs(phone_cdr("ANSWERED"))
         return
     rows = await _dial_outside(engine, call, req, outcome, one)
@@ -270,7 +276,7 @@ async def _dial_outside(engine: Engine, call: Call, req: OriginateRequest, outco
     if hung_up or outcome.outside == "no_answer" or outcome.ring >= timeout:
         pbx.dial_end(one, trunk, "CANCEL" if hung_up else "NOANSWER")
         pbx.hangup(trunk, 16 if hung_up else 19)
-        pbx.hangup_connected(_first_to_hang_up(engine, call, one), 16)
+        pbx.hangup_connected(first_to_hang_up(engine, call, one), 16)
         return row(trunk, "NO ANSWER")
 
     pbx.set_state(trunk, 6)
@@ -281,11 +287,11 @@ async def _dial_outside(engine: Engine, call: Call, req: OriginateRequest, outco
     engine.start_recording(call, one)
     await call.sleep(outcome.talk)
     engine.save_recording(call, one)
-    pbx.hangup_connected(_first_to_hang_up(engine, call, trunk), call.hangup_cause)
+    pbx.hangup_connected(first_to_hang_up(engine, call, trunk), call.hangup_cause)
     return row(trunk, "ANSWERED")
 
 
-def _first_to_hang_up(engine: Engine, call: Call, default: Channel) -> Channel:
+def first_to_hang_up(engine: Engine, call: Call, default: Channel) -> Channel:
     """The channel named in a Hangup action if it is still up, else the scenario's default."""
     if call.hangup_channel:
         chan = engine.pbx.channels.get(call.hangup_channel)

@@ -6,14 +6,18 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 
 from . import protocol
 from .actions import handle
 from .calls import Call, Engine
+from .groups import GROUP_SCENARIOS, inbound_queue, inbound_ring_group
+from .outbound import OUTBOUND_SCENARIOS, outbound, outbound_channel
 from .pbx import Pbx
 from .protocol import EVENT_CLASSES, FrameParser, Request
 from .scenarios import INBOUND_SCENARIOS, inbound, inbound_channel
+
+SCENARIOS = INBOUND_SCENARIOS + GROUP_SCENARIOS + OUTBOUND_SCENARIOS
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,7 @@ class Simulator:
         recordings_dir: str | None = None,
         chanvariables: list[str] | None = None,
         time_scale: float = 1.0,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -144,7 +149,9 @@ class Simulator:
         self.time_scale = time_scale
         self.sessions: set[Session] = set()
         self.pbx = Pbx(self._broadcast, chanvariables)
-        self.engine = Engine(self.pbx, time_scale=time_scale, recordings_dir=recordings_dir, cdr_csv=cdr_csv)
+        self.engine = Engine(
+            self.pbx, time_scale=time_scale, recordings_dir=recordings_dir, cdr_csv=cdr_csv, endpoints=endpoints,
+        )
         self.started_at = time.time()
         self.max_pending_output = MAX_PENDING_OUTPUT
         self._server: asyncio.AbstractServer | None = None
@@ -219,15 +226,34 @@ class Simulator:
         extensions: Sequence[str] = ("100",),
         ring: float = 1.0,
         talk: float = 2.0,
+        busy: Collection[str] = (),
+        endpoints: Mapping[str, str] | None = None,
     ) -> Call:
-        if scenario not in INBOUND_SCENARIOS:
+        """Start a scripted call (see the package docstring for the scenarios); `endpoints` adds to the simulator's."""
+        if scenario not in SCENARIOS:
             raise ValueError(f"Unknown scenario: {scenario}")
         if not extensions:
             raise ValueError("At least one extension is needed")
-        call = self.engine.new_call()
-        trunk = inbound_channel(self.engine, call, caller, caller_name)
-        script = inbound(self.engine, call, trunk, scenario, extensions=list(extensions), ring=ring, talk=talk)
-        return self.engine.launch(call, script)
+        engine = self.engine
+        phones = {**engine.endpoints, **(endpoints or {})}
+        call = engine.new_call()
+        script: Coroutine[object, object, None]
+        if scenario in OUTBOUND_SCENARIOS:
+            phone = outbound_channel(engine, call, extensions[0], caller, phones)
+            script = outbound(engine, call, phone, ring_seconds=ring, talk=talk)
+        elif scenario in GROUP_SCENARIOS:
+            trunk = inbound_channel(engine, call, caller, caller_name)
+            play = inbound_ring_group if scenario == "inbound_ring_group" else inbound_queue
+            script = play(
+                engine, call, trunk, extensions=list(extensions), busy=set(busy), endpoints=phones,
+                ring_seconds=ring, talk=talk,
+            )
+        else:
+            trunk = inbound_channel(engine, call, caller, caller_name)
+            script = inbound(
+                engine, call, trunk, scenario, extensions=list(extensions), ring=ring, talk=talk, endpoints=phones,
+            )
+        return engine.launch(call, script)
 
     async def call(
         self,
@@ -238,11 +264,14 @@ class Simulator:
         extensions: Sequence[str] = ("100",),
         ring: float = 1.0,
         talk: float = 2.0,
+        busy: Collection[str] = (),
+        endpoints: Mapping[str, str] | None = None,
         wait: bool = True,
     ) -> str:
-        """Play one inbound call and return its Linkedid; by default once the call has ended."""
+        """Play one call and return its Linkedid; by default once the call has ended."""
         call = self.start_call(
             scenario, caller=caller, caller_name=caller_name, extensions=extensions, ring=ring, talk=talk,
+            busy=busy, endpoints=endpoints,
         )
         if wait:
             await call.wait()

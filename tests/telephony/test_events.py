@@ -71,6 +71,38 @@ EXPECTED = {
         linkedid="1732716000.120", direction="in", phone="+74957894561", caller_name="",
         extensions_rung=["100"], extension="100", disposition="answered", duration=20,
         billsec=15, recording=""),
+    "inbound__ring_group_busy_and_answer.txt": dict(
+        linkedid="1732717200.200", direction="in", phone="+74957894561", caller_name="Сидоров П",
+        extensions_rung=["100", "101", "102"], extension="101", disposition="answered", duration=90,
+        billsec=83, recording="/var/spool/asterisk/monitor/1732717200.200.wav"),
+    "inbound__queue_busy_and_answer.txt": dict(
+        linkedid="1732717500.230", direction="in", phone="+74991234567", caller_name="",
+        extensions_rung=["100", "101", "102"], extension="101", disposition="answered", duration=80,
+        billsec=71, recording="/var/spool/asterisk/monitor/1732717500.230.wav"),
+    "originate__local_chain.txt": dict(
+        linkedid="1732717800.260", direction="out", phone="+74951234567", caller_name="",
+        extensions_rung=["100"], extension="100", disposition="answered", duration=60,
+        billsec=52, recording="/var/spool/asterisk/monitor/1732717800.260.wav"),
+    "inbound__named_endpoints.txt": dict(
+        linkedid="1732718100.290", direction="in", phone="+79161234567", caller_name="",
+        extensions_rung=["107", "104", "105"], extension="107", disposition="answered", duration=45,
+        billsec=40, recording="/var/spool/asterisk/monitor/1732718100.290.wav"),
+    "outbound__named_endpoint_dials_out.txt": dict(
+        linkedid="1732718400.310", direction="out", phone="+74951234567", caller_name="",
+        extensions_rung=[], extension="106", disposition="answered", duration=72,
+        billsec=64, recording="/var/spool/asterisk/monitor/1732718400.310.wav"),
+    "inbound__nl_caller.txt": dict(
+        linkedid="1732718700.330", direction="in", phone="+31201234567", caller_name="Jansen",
+        extensions_rung=["100"], extension="100", disposition="answered", duration=37,
+        billsec=33, recording="/var/spool/asterisk/monitor/1732718700.330.wav"),
+}
+# The operators' phones as an installation's operator table names them (endpoint -> extension).
+OPERATOR_ENDPOINTS = {"SIP/4411-7": "104", "SIP/310020005": "105", "PJSIP/hg63xv": "106", "SIP/office-front": "107"}
+# How the listener would build the tracker for a transcript, where the defaults do not fit it.
+TRACKER_OPTIONS = {
+    "inbound__named_endpoints.txt": dict(endpoints=OPERATOR_ENDPOINTS),
+    "outbound__named_endpoint_dials_out.txt": dict(endpoints=OPERATOR_ENDPOINTS),
+    "inbound__nl_caller.txt": dict(region="NL"),
 }
 
 
@@ -98,8 +130,12 @@ def arrival(message, otherwise):
         return otherwise
 
 
-def final_state(messages):
-    tracker, reported = replay(enumerate(messages))
+def tracker_for(name):
+    return CallTracker(**TRACKER_OPTIONS.get(name, {}))
+
+
+def final_state(messages, tracker=None):
+    tracker, reported = replay(enumerate(messages), tracker)
     assert len(reported) == 1
     assert tracker.active() == []
     return next(iter(reported.values()))
@@ -130,7 +166,7 @@ def test_every_fixture_has_an_expectation():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_it_reduces_a_recorded_call_to_its_final_state(name):
-    state = final_state(load(name))
+    state = final_state(load(name), tracker_for(name))
 
     assert fields(state) == EXPECTED[name]
     assert state.is_over
@@ -139,9 +175,9 @@ def test_it_reduces_a_recorded_call_to_its_final_state(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_replaying_a_transcript_twice_changes_nothing(name):
     messages = load(name)
-    once = final_state(messages)
+    once = final_state(messages, tracker_for(name))
 
-    tracker, reported = replay(enumerate(messages + messages))
+    tracker, reported = replay(enumerate(messages + messages), tracker_for(name))
 
     assert list(reported.values()) == [once]
     assert tracker.active() == []
@@ -152,13 +188,13 @@ def test_every_message_arriving_twice_changes_nothing(name):
     messages = load(name)
     doubled = [(second, message) for second, message in enumerate(messages) for _ in (1, 2)]
 
-    _, reported = replay(doubled)
+    _, reported = replay(doubled, tracker_for(name))
 
-    assert list(reported.values()) == [final_state(messages)]
+    assert list(reported.values()) == [final_state(messages, tracker_for(name))]
 
 
 @pytest.mark.parametrize("name", ["originate__answered.txt", "originate__operator_busy.txt",
-                                  "originate__no_answer.txt"])
+                                  "originate__no_answer.txt", "originate__local_chain.txt"])
 @pytest.mark.parametrize("to", [0, -1])
 def test_the_originate_response_may_come_first_or_last(name, to):
     messages = load(name)
@@ -311,7 +347,10 @@ def unanswered_inbound(statuses):
 @pytest.mark.parametrize(("statuses", "disposition"), [
     (["CHANUNAVAIL", "NOANSWER"], "no_answer"),
     (["CONGESTION", "CANCEL"], "no_answer"),
-    (["NOANSWER", "BUSY"], "busy"),
+    (["NOANSWER", "BUSY"], "no_answer"),   # one busy while another rang: missed, not busy
+    (["BUSY", "CANCEL"], "no_answer"),
+    (["BUSY", "BUSY"], "busy"),
+    (["BUSY", "CHANUNAVAIL"], "busy"),
     (["CHANUNAVAIL"], "failed"),
     (["CHANUNAVAIL", "CONGESTION"], "failed"),
     ([], "no_answer"),
@@ -542,8 +581,6 @@ def test_a_transcript_parses_the_same_with_crlf_or_lf():
     ]
 
 
-OPERATOR_ENDPOINTS = {"SIP/4411-7": "104", "SIP/310020005": "105", "PJSIP/hg63xv": "106", "SIP/office-front": "107"}
-
 
 @pytest.mark.parametrize("channel, extension", [
     ("SIP/4411-7-0000001a", "104"), ("SIP/310020005-0000001b", "105"), ("PJSIP/hg63xv-0000001c", "106"),
@@ -588,3 +625,120 @@ def test_the_operators_phones_can_change_while_the_tracker_runs():
     tracker.phones.set_endpoints({"SIP/office-front": "107"})
 
     assert tracker.phones.classify("SIP/office-front-00000001") == ("ext", "107")
+
+
+def renamed(messages, old, new):
+    """The same transcript with the phone on endpoint `old` (PJSIP/101) moved to `new` (PJSIP/hg63xv)."""
+    result = []
+    for message in messages:
+        message = {key: value.replace(f"{old}-", f"{new}-") if key.lower().endswith("channel") else value
+                   for key, value in message.items()}
+        if message.get("Event") == "DialBegin" and message.get("DestChannel", "").startswith(f"{new}-"):
+            message["DialString"] = new.partition("/")[2]
+        result.append(message)
+    return result
+
+
+def answer_time(messages, channel_prefix):
+    up = next(m for m in messages if m.get("Event") == "Newstate" and m.get("ChannelState") == "6"
+              and m["Channel"].startswith(channel_prefix))
+    return datetime.fromtimestamp(float(up["Timestamp"]), timezone.utc)
+
+
+@pytest.mark.parametrize("name", ["inbound__ring_group_busy_and_answer.txt", "inbound__queue_busy_and_answer.txt"])
+def test_a_group_call_through_local_channels_is_answered_by_the_members_phone_not_a_local_half(name):
+    messages = load(name)
+
+    call = final_state(messages)
+
+    # Each Local ;1/;2 went Up and its DialEnd said ANSWER before the trunk's; only the phone's answer counts.
+    assert call.answered_at == answer_time(messages, "PJSIP/101-")
+    assert (call.extension, call.extensions_rung) == ("101", ["100", "101", "102"])
+
+
+@pytest.mark.parametrize("name", ["inbound__ring_group_busy_and_answer.txt", "inbound__queue_busy_and_answer.txt",
+                                  "originate__local_chain.txt"])
+def test_a_phone_neither_table_nor_pattern_knows_is_the_operators_whose_local_pair_dials_it(name):
+    messages = renamed(renamed(load(name), "PJSIP/101", "PJSIP/hg63xv"), "PJSIP/100", "SIP/office-front")
+
+    assert fields(final_state(messages)) == EXPECTED[name]
+
+
+def test_a_local_pair_is_taken_for_its_extensions_phone_whatever_the_order_of_the_events():
+    messages = renamed(load("inbound__ring_group_busy_and_answer.txt"), "PJSIP/101", "PJSIP/hg63xv")
+    dial = next(i for i, m in enumerate(messages) if m.get("Event") == "DialBegin"
+                and m["DestChannel"].startswith("PJSIP/hg63xv-"))
+    first_hangup = next(i for i, m in enumerate(messages) if m.get("Event") == "Hangup"
+                        and m["Channel"].startswith("PJSIP/trunk-"))
+    # The phone answers, and its call is bridged, before the DialBegin that says whose it is arrives.
+    late = messages[:dial] + messages[dial + 1:first_hangup] + [messages[dial]] + messages[first_hangup:]
+
+    reordered, original = final_state(late), final_state(messages)
+
+    assert fields(reordered, ["extension", "disposition", "answered_at", "billsec"]) == fields(
+        original, ["extension", "disposition", "answered_at", "billsec"])
+    assert sorted(reordered.extensions_rung) == sorted(original.extensions_rung)
+
+
+def test_a_local_pair_that_passes_its_number_on_to_a_trunk_is_not_ringing_an_extension():
+    tracker = CallTracker()
+    phone = {"Channel": "PJSIP/100-00000001", "Uniqueid": "8.1", "Linkedid": "8.1"}
+    two = {"Channel": "Local/112@outbound-00000002;2", "Uniqueid": "8.3", "Linkedid": "8.1"}
+    trunk = {"DestChannel": "PJSIP/trunk-00000003", "DestUniqueid": "8.4", "DestLinkedid": "8.1"}
+    tracker.apply({"Event": "Newchannel", **phone, "Exten": "112"}, CLOCK)
+    tracker.apply({"Event": "DialBegin", **two, **trunk, "DialString": "trunk/112"}, CLOCK)
+    tracker.apply({"Event": "DialEnd", **two, **trunk, "DestChannelState": "6", "DialStatus": "ANSWER"}, CLOCK)
+    [call] = tracker.active()
+
+    assert (call.direction, call.extensions_rung, call.disposition) == ("out", [], "answered")
+
+
+def test_a_local_half_1_dialling_out_is_running_the_originate_target_not_ringing_an_extension():
+    messages = load("originate__answered.txt")    # Local/100@from-internal-…;1 dials PJSIP/mts-… itself
+
+    call = final_state(messages)
+
+    assert (call.extensions_rung, call.answered_at) == (["100"], answer_time(messages, "PJSIP/mts-"))
+
+
+def group_through_locals(statuses):
+    """A trunk call to members 100, 101… each through a Local/<ext>@from-queue pair; each phone's DialStatus given."""
+    trunk = {"Channel": "PJSIP/trunk-00000001", "CallerIDNum": "84957894561", "Uniqueid": "6.1", "Linkedid": "6.1"}
+    messages = [{"Event": "Newchannel", **trunk}]
+    hangups = []
+    for n, status in enumerate(statuses):
+        ext, base = str(100 + n), f"Local/{100 + n}@from-queue-0000000{n}"
+        one = {"Channel": f"{base};1", "Uniqueid": f"6.{10 * n + 2}", "Linkedid": "6.1"}
+        two = {"Channel": f"{base};2", "Uniqueid": f"6.{10 * n + 3}", "Linkedid": "6.1"}
+        phone = {"Channel": f"PJSIP/{ext}-0000000{n}", "Uniqueid": f"6.{10 * n + 4}", "Linkedid": "6.1"}
+        as_dest = {f"Dest{key}": value for key, value in one.items()}
+        phone_dest = {f"Dest{key}": value for key, value in phone.items()}
+        local_status = "ANSWER" if status == "ANSWER" else status
+        messages += [{"Event": "Newchannel", **one}, {"Event": "Newchannel", **two},
+                     {"Event": "DialBegin", **trunk, **as_dest, "DialString": f"Local/{ext}@from-queue/n"},
+                     {"Event": "Newchannel", **phone}, {"Event": "DialBegin", **two, **phone_dest, "DialString": ext},
+                     {"Event": "DialEnd", **two, **phone_dest, "DialStatus": status},
+                     {"Event": "DialEnd", **trunk, **as_dest, "DialStatus": local_status}]
+        cause = "17" if status == "BUSY" else "16"
+        hangups += [{"Event": "Hangup", **chan, "Cause": cause} for chan in (phone, one, two)]
+    return messages + hangups + [{"Event": "Hangup", **trunk, "Cause": "16"}]
+
+
+@pytest.mark.parametrize(("statuses", "disposition", "extension"), [
+    (["BUSY", "ANSWER", "CANCEL"], "answered", "101"),
+    (["BUSY", "BUSY", "BUSY"], "busy", None),
+    (["BUSY", "CANCEL"], "no_answer", None),
+    (["BUSY", "NOANSWER"], "no_answer", None),
+])
+def test_a_group_call_is_busy_only_when_every_member_was_busy(statuses, disposition, extension):
+    call = final_state(group_through_locals(statuses))
+
+    assert (call.disposition, call.extension) == (disposition, extension)
+    assert call.extensions_rung == [str(100 + n) for n in range(len(statuses))]
+
+
+@pytest.mark.parametrize("caller_id", ["0201234567", "0031201234567", "+31201234567", "31201234567"])
+def test_a_dutch_caller_id_in_any_form_gives_the_same_number_with_the_nl_region(caller_id):
+    messages = [{k: caller_id if v == "0201234567" else v for k, v in m.items()} for m in load("inbound__nl_caller.txt")]
+
+    assert final_state(messages, CallTracker(region="NL")).phone == "+31201234567"

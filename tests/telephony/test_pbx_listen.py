@@ -214,3 +214,110 @@ def test_a_call_that_ends_while_the_link_is_down_is_closed_after_the_reconnect(s
         rows, _ = read_csv(settings.CDR_CSV, tz=settings.CDR_TIMEZONE)
         [answered] = [row for row in rows if row.linkedid == linkedid and row.disposition == "ANSWERED"]
         assert (call.billsec, call.ended_at.replace(microsecond=0)) == (answered.billsec, answered.end)
+
+
+# -- ring groups and queues through Local channels, Local chains, named endpoints, NL numbers ----------
+
+
+@pytest.mark.parametrize("scenario", ["inbound_ring_group", "inbound_queue"])
+@pytest.mark.parametrize(
+    "busy, disposition, extension",
+    [(["100"], "answered", "101"), (["100", "101", "102"], "busy", "100")],
+)
+def test_a_group_call_through_local_channels_ends_as_the_right_call_row(listening, scenario, busy, disposition, extension):
+    # Rings for 1 s and talks for 1.5 s in real time, so the answer and the talk show in whole seconds.
+    linkedid = listening.call(scenario, caller="84957894561", extensions=["100", "101", "102"], busy=busy, ring=100, talk=150)
+    wait_for(ended(linkedid))
+    call = Call.objects.get(linkedid=linkedid)
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("in", disposition, "+74957894561", extension)
+    assert call.operator.operator.extension == extension
+    if disposition == "answered":  # when the member's phone answered, not a Local half or the queue's own Answer()
+        assert (call.answered_at - call.started_at).total_seconds() >= 0.9 and call.duration >= call.billsec >= 1
+
+
+def click_to_dial(simulator, channel, number="84951234567"):
+    from telephony.ami import AMIConnection
+
+    connection = AMIConnection(simulator.config())
+    connection.connect()
+    connection.login()
+    connection.send_action({"Action": "SimOutcome", "Exten": number, "Outcome": "answered", "Ring": "0.5", "Talk": "150"})
+    response = connection.send_action({
+        "Action": "Originate", "Channel": channel, "Context": "from-internal", "Exten": number,
+        "Priority": "1", "Async": "true", "CallerID": f"Client <{number}>", "Timeout": "3000",
+    })
+    assert response.get_header("Response") == "Success"
+    wait_for(lambda: Call.objects.filter(direction="out", ended_at__isnull=False).exists())
+    connection.close()
+    return Call.objects.get()
+
+
+def test_a_click_to_dial_through_local_chains_is_a_call_out_to_the_number_by_the_operator(listening):
+    call = click_to_dial(listening, "Local/100@click-to-call")
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("out", "answered", "+74951234567", "100")
+    assert call.operator.operator.extension == "100" and call.answered_at and call.billsec > 0
+
+
+NAMED = {"104": "SIP/4411-7", "105": "SIP/310020005", "106": "PJSIP/hg63xv", "107": "SIP/office-front"}
+
+
+@pytest.fixture
+def named_operators(django_user_model):
+    for extension, endpoint in NAMED.items():
+        user = django_user_model.objects.create_user(f"operator{extension}")
+        Operator.objects.create(user=user, extension=extension, channel=endpoint)
+
+
+@pytest.fixture
+def named_listening(named_operators):
+    """A PBX whose phones are named after accounts, rooms and MAC-like ids, and a listener reading the operator table."""
+    with running_simulator(time_scale=0.01, endpoints=NAMED) as simulator:
+        listener = RunningListener(simulator.config())
+        logged_in(simulator)
+        yield simulator
+        listener.close()
+
+
+def test_an_operator_on_a_named_endpoint_answering_is_the_calls_operator(named_listening):
+    linkedid = named_listening.call("inbound_answered", caller="89161234567", extensions=["107", "104", "105"])
+    wait_for(ended(linkedid))
+    call = Call.objects.get(linkedid=linkedid)
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("in", "answered", "+79161234567", "107")
+    assert call.operator.username == "operator107"
+
+
+def test_a_queue_member_on_a_named_endpoint_answering_is_the_calls_operator(named_listening):
+    linkedid = named_listening.call("inbound_queue", caller="89161234567", extensions=["104", "106"], busy=["104"])
+    wait_for(ended(linkedid))
+    call = Call.objects.get(linkedid=linkedid)
+    assert (call.direction, call.disposition, call.extension, call.operator.username) == ("in", "answered", "106", "operator106")
+
+
+def test_an_operator_dialling_out_from_a_named_desk_phone_makes_an_outgoing_call(named_listening):
+    linkedid = named_listening.call("outbound_answered", caller="84951234567", extensions=["106"])
+    wait_for(ended(linkedid))
+    call = Call.objects.get(linkedid=linkedid)
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("out", "answered", "+74951234567", "106")
+    assert call.operator.username == "operator106"
+
+
+def test_a_click_to_dial_through_local_chains_to_a_named_endpoint_calls_the_client(named_listening):
+    call = click_to_dial(named_listening, "Local/106@click-to-call")
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("out", "answered", "+74951234567", "106")
+    assert call.operator.username == "operator106"
+
+
+@pytest.mark.parametrize("caller_id", ["0201234567", "0031201234567", "+31201234567"])
+def test_a_dutch_caller_id_with_phone_region_nl_finds_the_client(simulator, operators, settings, caller_id):
+    from clients.models import Client
+
+    settings.PHONE_REGION = "NL"  # the listener builds its tracker from the settings when it is made
+    jansen = Client.objects.create(last_name="Jansen", phone_mobile="+31201234567")
+    listener = RunningListener(simulator.config())
+    logged_in(simulator)
+    linkedid = simulator.call("inbound_answered", caller=caller_id, caller_name="Jansen", extensions=["100"])
+    wait_for(ended(linkedid))
+    listener.close()
+    call = Call.objects.get(linkedid=linkedid)
+    assert (call.direction, call.disposition, call.phone, call.extension) == ("in", "answered", "+31201234567", "100")
+    assert call.client == jansen

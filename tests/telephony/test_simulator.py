@@ -576,3 +576,198 @@ async def test_the_command_line_plays_a_call_on_a_running_simulator(client, sim,
     linkedid = re.search(r"Linkedid: (\S+)", capsys.readouterr().out).group(1)  # type: ignore[union-attr]
     await client.until(call_ended(linkedid, 3))
     assert header(of_call(client.seen, linkedid)[0], "CallerIDNum") == "74950001122"
+
+
+# -- ring groups, queues, Local chains, named endpoints ----------------------------------------
+
+
+def dial_ends(events: list[Message]) -> dict[str, str]:
+    """DialStatus per dialled channel, by its name without the sequence number."""
+    return {(header(m, "DestChannel") or "").rsplit("-", 1)[0]: header(m, "DialStatus") or "" for m in events if header(m, "Event") == "DialEnd"}
+
+
+def position(events: list[Message], event: str, **headers: str) -> int:
+    return next(i for i, m in enumerate(events) if header(m, "Event") == event and all(header(m, k) == v for k, v in headers.items()))
+
+
+async def until_hung_up(client: Client, linkedid: str, hangups: int) -> None:
+    """Read on until `hangups` Hangups of the call have been seen, counting those read already."""
+    while sum(header(m, "Event") == "Hangup" and header(m, "Linkedid") == linkedid for m in client.seen) < hangups:
+        await client.next()
+
+
+async def play(client: Client, action_id: str, hangups: int, **headers: str) -> list[Message]:
+    client.send(Action="SimCall", ActionID=action_id, **headers)
+    response = await client.response(action_id)
+    linkedid = header(response, "Linkedid")
+    assert header(response, "Message") == "Call started" and linkedid, response
+    await client.until(call_ended(linkedid, hangups))
+    events = of_call(client.seen, linkedid)
+    assert_sequence_rules(events)
+    return events
+
+
+async def test_a_ring_group_rings_every_member_through_local_pairs_and_the_first_free_one_answers(client, sim, tmp_path):
+    # trunk, group ;1/;2, three member ;1/;2 pairs and their phones: 12 channels
+    events = await play(client, "rg", 12, Scenario="inbound_ring_group", Extensions="100,101,102", Busy="100", Ring="0.2", Talk="0.2")
+
+    assert dial_ends(events) == {
+        "Local/600@ext-group": "ANSWER",
+        "Local/100@from-internal": "BUSY", "PJSIP/100": "BUSY",
+        "Local/101@from-internal": "ANSWER", "PJSIP/101": "ANSWER",
+        "Local/102@from-internal": "CANCEL", "PJSIP/102": "CANCEL",
+    }
+    assert sum(header(m, "Event") == "LocalBridge" for m in events) == 4
+    group_dial = next(m for m in events if header(m, "Event") == "DialBegin" and header(m, "Channel", "").startswith("PJSIP/trunk-"))
+    assert header(group_dial, "DestChannel", "").startswith("Local/600@ext-group-") and header(group_dial, "DestChannel", "").endswith(";1")
+    member_dials = [m for m in events if header(m, "Event") == "DialBegin" and header(m, "Channel", "").startswith("Local/600@ext-group-")]
+    assert [header(m, "DialString") for m in member_dials] == [f"{ext}@from-internal/n" for ext in ("100", "101", "102")]
+    assert {header(m, "Cause") for m in events if header(m, "Event") == "Hangup" and "100" in (header(m, "Channel") or "")} == {"17"}
+    rows = list(csv.reader((tmp_path / "Master.csv").read_text().splitlines()))
+    pairs = {(row[5].rsplit("-", 1)[0], row[6].rsplit("-", 1)[0]): row[14] for row in rows}
+    assert pairs == {
+        ("PJSIP/trunk", "Local/600@ext-group"): "ANSWERED",
+        ("Local/600@ext-group", "Local/100@from-internal"): "BUSY", ("Local/100@from-internal", "PJSIP/100"): "BUSY",
+        ("Local/600@ext-group", "Local/101@from-internal"): "ANSWERED", ("Local/101@from-internal", "PJSIP/101"): "ANSWERED",
+        ("Local/600@ext-group", "Local/102@from-internal"): "NO ANSWER", ("Local/102@from-internal", "PJSIP/102"): "NO ANSWER",
+    }
+    assert {row[19] for row in rows} == {header(events[0], "Linkedid")}
+
+
+async def test_a_ring_group_whose_members_are_all_busy_ends_busy(client):
+    events = await play(client, "rg", 9, Scenario="inbound_ring_group", Extensions="100,101", Busy="100,101", Ring="0.2")
+
+    assert set(dial_ends(events).values()) == {"BUSY"}
+    assert "BridgeEnter" not in [header(m, "Event") for m in events]
+    trunk_hangup = next(m for m in events if header(m, "Event") == "Hangup" and header(m, "Channel", "").startswith("PJSIP/trunk-"))
+    assert header(trunk_hangup, "Cause") == "17"
+
+
+async def test_a_queue_call_sends_app_queues_events_around_the_dials_to_its_members(client, tmp_path):
+    events = await play(client, "q", 10, Scenario="inbound_queue", Extensions="100,101,102", Busy="100", Ring="0.2", Talk="0.2")
+
+    agent = [(header(m, "Event"), header(m, "DestChannel", "").rsplit("-", 1)[0]) for m in events if header(m, "Privilege") == "agent,all"]
+    assert agent == [
+        ("QueueCallerJoin", ""),
+        ("AgentCalled", "Local/100@from-queue"), ("AgentCalled", "Local/101@from-queue"), ("AgentCalled", "Local/102@from-queue"),
+        ("AgentRingNoAnswer", "Local/100@from-queue"),
+        ("QueueCallerLeave", ""), ("AgentConnect", "Local/101@from-queue"), ("AgentComplete", "Local/101@from-queue"),
+    ]
+    assert dial_ends(events) == {
+        "Local/100@from-queue": "BUSY", "PJSIP/100": "BUSY", "Local/101@from-queue": "ANSWER", "PJSIP/101": "ANSWER",
+        "Local/102@from-queue": "CANCEL", "PJSIP/102": "CANCEL",
+    }
+    called = position(events, "AgentCalled", Queue="support", Interface="Local/101@from-queue/n")
+    dialled = position(events, "DialBegin", DialString="Local/101@from-queue/n")
+    answered = position(events, "DialEnd", DialStatus="ANSWER", Channel=header(events[0], "Channel") or "")
+    assert called < dialled < answered < position(events, "QueueCallerLeave") < position(events, "AgentConnect")
+    assert position(events, "AgentConnect") < position(events, "BridgeEnter", Channel=header(events[0], "Channel") or "")
+    assert position(events, "AgentComplete", Reason="caller") < position(events, "Hangup", Channel=header(events[0], "Channel") or "")
+    trunk_up = position(events, "Newstate", Channel=header(events[0], "Channel") or "", ChannelState="6")
+    assert trunk_up < position(events, "QueueCallerJoin"), "the caller is answered before it waits in the queue"
+    rows = list(csv.reader((tmp_path / "Master.csv").read_text().splitlines()))
+    assert sorted((row[7], row[6].rsplit("-", 1)[0]) for row in rows if row[5].startswith("PJSIP/trunk-")) == [
+        ("Queue", f"Local/{ext}@from-queue") for ext in ("100", "101", "102")]
+
+
+async def test_a_caller_who_gives_up_in_the_queue_abandons_it_and_every_member_is_cancelled(client, sim):
+    client.send(Action="SimCall", ActionID="q", Scenario="inbound_queue", Extensions="100,101", Ring="500")
+    linkedid = header(await client.response("q"), "Linkedid")
+    await client.until(lambda m: header(m, "Event") == "Newstate" and header(m, "Channel", "").startswith("PJSIP/101-") and header(m, "ChannelState") == "5")
+    trunk = next(chan.name for chan in sim.pbx.channels.values() if chan.uniqueid == linkedid)
+    client.send(Action="Hangup", ActionID="h", Channel=trunk)
+    await client.until(call_ended(linkedid, 7))
+    events = of_call(client.seen, linkedid)
+    assert_sequence_rules(events)
+    assert set(dial_ends(events).values()) == {"CANCEL"}
+    assert position(events, "QueueCallerAbandon") < position(events, "QueueCallerLeave") < position(events, "Hangup", Channel=trunk)
+
+
+async def test_endpoints_named_per_call_are_rung_by_their_names(client):
+    events = await play(
+        client, "named", 4, Extensions="107,104,105", Ring="0.1", Talk="0.1",
+        Endpoints="107=SIP/office-front, 104=SIP/4411-7,105=SIP/310020005",
+    )
+
+    phones = [header(m, "Channel") or "" for m in events if header(m, "Event") == "Newchannel"][1:]
+    assert [re.fullmatch(r"(.+)-[0-9a-f]{8}", name).group(1) for name in phones] == ["SIP/office-front", "SIP/4411-7", "SIP/310020005"]  # type: ignore[union-attr]
+    assert header(events[2], "AppData") == "SIP/office-front&SIP/4411-7&SIP/310020005,30"
+    assert [header(m, "DialString") for m in events if header(m, "Event") == "DialBegin"] == ["office-front", "4411-7", "310020005"]
+    assert dial_ends(events)["SIP/office-front"] == "ANSWER"
+
+
+async def test_endpoints_are_checked_and_the_simulators_own_apply_to_every_call(tmp_path):
+    simulator = Simulator(port=0, time_scale=0.01, endpoints={"106": "PJSIP/hg63xv"})
+    await simulator.start()
+    try:
+        connection = await Client.connect(simulator)
+        await connection.login()
+        connection.send(Action="SimCall", ActionID="bad", Endpoints="106:PJSIP/hg63xv")
+        assert await connection.response("bad") == [("Response", "Error"), ("ActionID", "bad"), ("Message", "Invalid Endpoints: 106:PJSIP/hg63xv")]
+        events = await play(connection, "queue", 4, Scenario="inbound_queue", Extensions="106", Ring="0.1", Talk="0.1")
+        assert [header(m, "DestChannel", "")[:13] for m in events if header(m, "Event") == "DialBegin"][1] == "PJSIP/hg63xv-"
+        connection.close()
+    finally:
+        await simulator.stop()
+
+
+async def test_an_operators_desk_phone_dials_out_on_the_trunk(client):
+    events = await play(
+        client, "out", 2, Scenario="outbound_answered", Extensions="106", Endpoints="106=PJSIP/hg63xv", Caller="84951234567",
+        Ring="0.1", Talk="0.1",
+    )
+
+    assert header(events[0], "Channel", "").startswith("PJSIP/hg63xv-") and header(events[0], "Exten") == "84951234567"
+    dial = next(m for m in events if header(m, "Event") == "DialBegin")
+    assert (header(dial, "Channel"), header(dial, "DialString")) == (header(events[0], "Channel"), "trunk/84951234567")
+    assert dial_ends(events) == {"PJSIP/trunk": "ANSWER"}
+
+
+async def test_a_click_to_dial_through_local_chains_rings_the_operator_then_the_number(client, tmp_path):
+    client.send(
+        Action="Originate", ActionID="chain", Channel="Local/100@click-to-call", Exten="84957894561", Context="from-internal",
+        Priority="1", Async="true", CallerID='"Ivanov" <84951112233>', Timeout="3000", ChannelId="chain-1",
+    )
+    result = (await client.until(originate_response("chain")))[-1]
+    assert (header(result, "Response"), header(result, "Reason"), header(result, "Uniqueid")) == ("Success", "4", "chain-1")
+    assert re.fullmatch(r"Local/100@click-to-call-[0-9a-f]{8};1", header(result, "Channel") or "")
+    await until_hung_up(client, "chain-1", 8)
+    events = of_call(client.seen, "chain-1")
+    assert_sequence_rules([m for m in events if header(m, "Event") != "OriginateResponse"])
+
+    first = next(m for m in events if header(m, "Event") == "DialBegin")
+    assert header(first, "Channel") is None and header(first, "DestUniqueid") == "chain-1", "Dest fields only"
+    hops = [(header(m, "Channel", "").rsplit("-", 1)[0], header(m, "DestChannel", "").rsplit("-", 1)[0]) for m in events if header(m, "Event") == "DialBegin"]
+    assert hops == [
+        ("", "Local/100@click-to-call"),
+        ("Local/100@click-to-call", "Local/100@from-internal"), ("Local/100@from-internal", "PJSIP/100"),
+        ("Local/100@click-to-call", "Local/84957894561@outbound"), ("Local/84957894561@outbound", "PJSIP/trunk"),
+    ]
+    assert [header(m, "Channel", "")[-2:] for m in events if header(m, "Event") == "DialBegin"][1:] == [";2", ";2", ";1", ";2"]
+    assert set(dial_ends(events).values()) == {"ANSWER"}
+    assert position(events, "DialEnd", DestChannel=header(result, "Channel") or "") < position(events, "DialBegin", DialString="84957894561@outbound")
+    rows = list(csv.reader((tmp_path / "Master.csv").read_text().splitlines()))
+    assert sorted((row[5].rsplit("-", 1)[0], row[6].rsplit("-", 1)[0], row[14]) for row in rows) == sorted([
+        ("Local/100@click-to-call", "Local/100@from-internal", "ANSWERED"), ("Local/100@from-internal", "PJSIP/100", "ANSWERED"),
+        ("Local/100@click-to-call", "Local/84957894561@outbound", "ANSWERED"), ("Local/84957894561@outbound", "PJSIP/trunk", "ANSWERED"),
+    ])
+
+
+@pytest.mark.parametrize(("leg", "outcome", "reason", "hangups"), [
+    ("ExtensionOutcome", "busy", "5", 5), ("ExtensionOutcome", "no_answer", "3", 5), ("Outcome", "busy", "4", 8),
+])
+async def test_a_click_to_dial_through_local_chains_ends_each_way_a_plain_one_does(client, leg, outcome, reason, hangups):
+    client.send(("Action", "SimOutcome"), ("ActionID", "set"), ("Exten", "84950000009"), (leg, outcome), ("Ring", "0.2"))
+    await client.response("set")
+    client.send(
+        Action="Originate", ActionID="c2", Channel="Local/100@click-to-call", Exten="84950000009", Context="from-internal",
+        Priority="1", Async="true", Timeout="1000", ChannelId="chain-2",
+    )
+    assert header((await client.until(originate_response("c2")))[-1], "Reason") == reason
+    await until_hung_up(client, "chain-2", hangups)
+    events = of_call(client.seen, "chain-2")
+    assert_sequence_rules([m for m in events if header(m, "Event") != "OriginateResponse"])
+    statuses = dial_ends(events)
+    expected = {"busy": "BUSY", "no_answer": "NOANSWER"}[outcome]
+    far_end = "PJSIP/100" if leg == "ExtensionOutcome" else "PJSIP/trunk"
+    assert expected in (statuses[far_end], statuses["Local/100@click-to-call"])
