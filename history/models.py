@@ -53,6 +53,8 @@ class Call(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("operator"), null=True, blank=True, related_name="calls"
     )
     client = models.ForeignKey(Client, models.SET_NULL, verbose_name=_("client"), null=True, blank=True, related_name="calls")
+    # Every operator whose phone rang (a ring group, a queue): each was shown the call; `operator` took it.
+    rung = models.ManyToManyField(settings.AUTH_USER_MODEL, verbose_name=_("operators rung"), blank=True, related_name="calls_rung")
     caller_kind = models.CharField(_("caller kind"), max_length=10, choices=CallerKind.choices, blank=True)
     started_at = models.DateTimeField(_("started"), db_index=True)
     answered_at = models.DateTimeField(_("answered"), null=True, blank=True)

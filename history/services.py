@@ -1,17 +1,27 @@
 import datetime
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from clients.models import Client
 from history.models import Call, Recording
 
 
+def operators_call(user_id: int) -> Q:
+    """The one rule for "this operator's call": they took it, or their phone rang for it."""
+    return Q(operator_id=user_id) | Q(Exists(Call.rung.through.objects.filter(call_id=OuterRef("pk"), user_id=user_id)))
+
+
+def operators_to_handle(user_id: int) -> Q:
+    """A call this operator must see through: theirs, or one that rang them and nobody answered."""
+    return Q(operator_id=user_id) | (operators_call(user_id) & Q(answered_at__isnull=True))
+
+
 def call_visible_to(user) -> QuerySet[Call]:
     """Operators see their own calls; staff see every call."""
     calls = Call.objects.select_related("operator", "client", "reason", "result")
-    return calls if user.is_staff else calls.filter(operator=user)
+    return calls if user.is_staff else calls.filter(operators_call(user.pk))
 
 
 # What the PBX tells about a call; registration fields (reason, result, comment…) are the operator's.
@@ -63,6 +73,13 @@ def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
     return written
 
 
+def calls_add_rung(pairs: list[tuple[int, int]]) -> None:
+    """Remember the operators whose phones rang for each call (call id, user id); nobody is ever taken off."""
+    if pairs:
+        Rung = Call.rung.through
+        Rung.objects.bulk_create([Rung(call_id=call_id, user_id=user_id) for call_id, user_id in set(pairs)], ignore_conflicts=True)
+
+
 def calls_link_clients(links: dict[int, int]) -> None:
     """Attach the clients found by number (call id → client id), where nobody has chosen one yet."""
     if not links:
@@ -79,10 +96,13 @@ PENDING_DAYS = 7
 
 
 def calls_awaiting_registration(user_id: int) -> QuerySet[Call]:
-    """The operator's finished calls of the last week that nobody registered or dismissed yet."""
+    """The operator's finished calls of the last week that nobody registered or dismissed yet.
+
+    A call nobody answered waits for every operator it rang, until one of them registers it.
+    """
     since = timezone.now() - datetime.timedelta(days=PENDING_DAYS)
     return (
-        Call.objects.filter(operator_id=user_id, ended_at__isnull=False, registered_at__isnull=True, dismissed_at__isnull=True, started_at__gte=since)
+        Call.objects.filter(operators_to_handle(user_id), ended_at__isnull=False, registered_at__isnull=True, dismissed_at__isnull=True, started_at__gte=since)
         .select_related("client__card_type")
         .order_by("started_at")[:50]
     )

@@ -34,6 +34,9 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
     async def call_ended(self, event):
         await self.send_json(event)
 
+    async def call_taken(self, event):
+        await self.send_json(event)
+
     async def call_registered(self, event):
         await self.send_json(event)
 

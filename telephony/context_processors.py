@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 CALL_TEXTS = {
     "ringing": _("ringing"), "answered": _("answered"), "no_answer": _("no answer"), "busy": _("busy"), "failed": _("failed"),
     "ended": _("call ended"), "seconds": _("s"), "unknown": _("number unknown"), "register": _("Register"),
-    "incoming": _("Incoming call"), "queued": _("Calls waiting: %s"),
+    "incoming": _("Incoming call"), "queued": _("Calls waiting: %s"), "taken": _("%s took this call"),
 }
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from clients.services import clients_by_phones
 from history.models import Call
-from history.services import calls_close, calls_link_clients, calls_save_from_pbx, recording_add
+from history.services import calls_add_rung, calls_close, calls_link_clients, calls_save_from_pbx, recording_add
 from telephony import realtime
 from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker
@@ -30,7 +30,8 @@ from telephony.reconcile import cdr_reconcile_recent
 log = logging.getLogger(__name__)
 
 BATCH = 500
-OPERATORS_TTL = 30.0
+OPERATORS_TTL = 5.0  # an operator's phone changed in the admin is known within this
+OPERATORS_RECHECK = 0.5  # a call to an extension nobody has makes the table be read again, at most this often
 # A new leader writes again the calls that ended this recently: the old one may have died before.
 RECENT = datetime.timedelta(minutes=30)
 SILENCE_CHECK_EVERY = 60.0
@@ -41,9 +42,9 @@ LINKEDID_MAX = Call._meta.get_field("linkedid").max_length
 
 @dataclass
 class Sent:
-    """What the call's operator has been told so far (what its row says, when another listener wrote it)."""
+    """What the call's operators have been told so far (what its row says, when another listener wrote it)."""
 
-    operator_id: int | None = None
+    told: list[int] = field(default_factory=list)  # every operator shown the call, in the order they were
     answered: bool = False
     over: bool = False
     client_looked_up: bool = False
@@ -89,6 +90,7 @@ class Listener:
     repair_due: bool = True
     written_epoch: int | None = None
     _operators: dict[str, int] = field(default_factory=dict)
+    _names: dict[int, str] = field(default_factory=dict)  # operator's user id → the name shown to colleagues
     _operators_at: float = 0.0
     _silence_checked_at: float = field(default_factory=time.monotonic)
     _db_retry_at: float = 0.0
@@ -195,7 +197,7 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
-        operators = self.operators()
+        operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
         self.look_up(states)
         calls = [self.call_row(state, operators) for state in states]
         outbox = []
@@ -206,10 +208,13 @@ class Listener:
             # A row finished by another hand (the CDR, the last leader) still has its news and its recording.
             skipped = [call.linkedid for call in calls if call.pk is None]
             finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
+            rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
+            calls_add_rung([(row.pk, user_id) for row in [*calls, *finished.values()] if row.pk for user_id in rung[row.linkedid]])
             for state, call in zip(states, calls):
                 row = call if call.pk is not None else finished.get(state.linkedid)
                 if row is not None:
-                    outbox += [(row.operator_id, realtime.call_message(kind, row, self.sent[state.linkedid].clients)) for kind in self.news(state, row)]
+                    clients = self.sent[state.linkedid].clients
+                    outbox += [(user_id, self.message(kind, row, clients)) for user_id, kind in self.news(state, row, rung[state.linkedid])]
             if outbox:
                 # One push for the whole batch, after commit: the page may read the rows at once.
                 transaction.on_commit(lambda: self.publish(outbox))
@@ -223,7 +228,11 @@ class Listener:
         new = [state.linkedid for state in states if state.linkedid not in self.sent]
         rows = Call.objects.filter(linkedid__in=new).values_list("linkedid", "operator_id", "answered_at", "ended_at")
         for linkedid, operator_id, answered_at, ended_at in rows:
-            self.sent[linkedid] = Sent(operator_id=operator_id, answered=answered_at is not None, over=ended_at is not None)
+            self.sent[linkedid] = Sent(told=[operator_id] if operator_id else [], answered=answered_at is not None, over=ended_at is not None)
+        if rows:
+            for linkedid, user_id in Call.rung.through.objects.filter(call__linkedid__in=new).values_list("call__linkedid", "user_id"):
+                if user_id not in self.sent[linkedid].told:
+                    self.sent[linkedid].told.append(user_id)
         for state in states:
             self.sent.setdefault(state.linkedid, Sent())
         fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]
@@ -243,23 +252,27 @@ class Listener:
             duration=state.duration, billsec=state.billsec, source=Call.Source.AMI,
         )
 
-    def news(self, state: CallState, call: Call) -> list[str]:
-        """What to tell the operator about this change (and the recording to keep)."""
+    def news(self, state: CallState, call: Call, rung: list[int]) -> list[tuple[int, str]]:
+        """Who to tell what about this change (and the recording to keep).
+
+        Every operator whose phone rings gets the pop-up; once one answers, the others hear who took
+        it; all of them hear it ended.
+        """
         sent = self.sent[state.linkedid]
-        kinds = []
-        if call.operator_id and call.operator_id != sent.operator_id:
-            # The pop-up goes to the operator once their extension is known to ring (or has answered).
-            sent.operator_id = call.operator_id
-            kinds.append("call.ringing")
+        news = []
+        for user_id in dict.fromkeys([*rung, call.operator_id]):
+            if user_id is not None and user_id not in sent.told:
+                sent.told.append(user_id)
+                news.append((user_id, "call.ringing"))
         if state.answered_at and not sent.answered:
             sent.answered = True
-            kinds.append("call.answered")
+            news += [(user_id, "call.answered" if user_id == call.operator_id else "call.taken") for user_id in sent.told]
         if state.recording and state.is_over:
             recording_add(call.pk, state.recording, state.billsec)
         if state.is_over and not sent.over:
             sent.over = True
-            kinds.append("call.ended")
-        return kinds
+            news += [(user_id, "call.ended") for user_id in sent.told]
+        return news
 
     def repair(self, ami: AMIConnection) -> None:
         """After a (re)connect or a takeover, and now and then: mend the calls whose end was lost.
@@ -295,11 +308,23 @@ class Listener:
         if closed:
             log.info("closed %d calls left open that the PBX no longer has", closed)
 
-    def operators(self) -> dict[str, int]:
-        """Extension → operator's user id, re-read every OPERATORS_TTL seconds, with the phones the reducer knows."""
-        if time.monotonic() - self._operators_at > OPERATORS_TTL:
-            rows = Operator.objects.values_list("extension", "channel", "user_id")
-            self._operators = {extension: user_id for extension, _, user_id in rows}
-            self.tracker.phones.set_endpoints({channel: extension for extension, channel, _ in rows if channel})
+    def message(self, kind: str, call: Call, clients: list) -> dict:
+        message = realtime.call_message(kind, call, clients)
+        if kind == "call.taken":
+            message["taken_by"] = self._names.get(call.operator_id, "")
+        return message
+
+    def operators(self, wanted: set[str] = frozenset()) -> dict[str, int]:
+        """Extension → operator's user id, with the phones the reducer knows; re-read now and then, and for an unknown extension."""
+        age = time.monotonic() - self._operators_at
+        if age > OPERATORS_TTL or (age > OPERATORS_RECHECK and not wanted <= self._operators.keys()):
+            try:
+                rows = list(Operator.objects.select_related("user"))
+            except (OperationalError, InterfaceError) as error:
+                self.database_down(error)  # the operators known so far serve meanwhile
+                return self._operators
+            self._operators = {row.extension: row.user_id for row in rows}
+            self._names = {row.user_id: row.user.get_full_name() or row.user.get_username() for row in rows}
+            self.tracker.phones.set_endpoints({row.channel: row.extension for row in rows if row.channel})
             self._operators_at = time.monotonic()
         return self._operators

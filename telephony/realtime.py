@@ -9,9 +9,10 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from clients.models import Client
-from clients.services import client_find_by_phone
+from clients.phones import phone_normalize
+from clients.services import client_find_by_phone, clients_by_phones
 from history.models import Call
-from history.services import calls_awaiting_registration
+from history.services import calls_awaiting_registration, operators_to_handle
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,28 @@ def catch_up_messages(user_id: int) -> list[dict]:
     messages = []
     # A call still open after 12 hours lost its end with the PBX link; it is no longer "in progress".
     since = timezone.now() - datetime.timedelta(hours=12)
-    active = Call.objects.filter(operator_id=user_id, ended_at__isnull=True, started_at__gte=since, disposition__in=["ringing", "answered"])
-    active = active.select_related("client__card_type")
-    for call in active.order_by("started_at"):
-        messages.append(call_message("call.answered" if call.answered_at else "call.ringing", call))
-    pending = calls_awaiting_registration(user_id)
-    messages.append({"type": "calls.pending", "calls": [call_message("call.ended", call) for call in pending]})
+    active = Call.objects.filter(operators_to_handle(user_id), ended_at__isnull=True, started_at__gte=since, disposition__in=["ringing", "answered"])
+    active = list(active.select_related("client__card_type").order_by("started_at"))
+    pending = list(calls_awaiting_registration(user_id))
+    clients = callers([*active, *pending])
+    for call in active:
+        messages.append(call_message("call.answered" if call.answered_at else "call.ringing", call, clients[call.pk]))
+    messages.append({"type": "calls.pending", "calls": [call_message("call.ended", call, clients[call.pk]) for call in pending]})
     return messages
 
 
+def callers(calls: list[Call]) -> dict[int, list[Client]]:
+    """Each call's client, or the clients with its number when it has none: one query for all the calls."""
+    numbers = {call.pk: phone_normalize(call.phone) for call in calls if not call.client_id}
+    found = clients_by_phones({number for number in numbers.values() if number})
+    return {call.pk: [call.client] if call.client_id else found.get(numbers[call.pk], []) for call in calls}
+
+
 def call_closed(call_id: int) -> None:
-    """Registered or dismissed: every open page of the operator drops the call's form."""
+    """Registered or dismissed: every open page of every operator the call rang drops its form."""
     call = Call.objects.filter(pk=call_id).first()
-    if call is not None and call.operator_id is not None:
-        send_many([(call.operator_id, {"type": "call.registered", "call": call_payload(call), "clients": []})])
+    if call is None:
+        return
+    message = {"type": "call.registered", "call": call_payload(call), "clients": []}
+    users = {call.operator_id, *call.rung.values_list("pk", flat=True)} - {None}
+    send_many([(user_id, message) for user_id in users])

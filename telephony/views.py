@@ -12,17 +12,15 @@ from django.views.decorators.http import require_POST
 from clients.models import Client
 from clients.services import client_find_by_phone
 from history.models import Call
-from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client, client_recent_calls
+from history.services import call_dismiss, call_register, call_set_client, call_visible_to, calls_attach_to_client, client_recent_calls
 from telephony import realtime
 from telephony.ami import AMIConfig, AMIConnection, AMIError, dial_number
-from telephony.forms import CallerForm, RegistrationForm
+from telephony.forms import CallerForm, ChosenClientForm, RegistrationForm
 
 
 def visible_call(request, pk) -> Call:
     """The call, if it is this operator's (staff may open any); 404 otherwise."""
-    calls = Call.objects.select_related("client__card_type", "operator", "reason", "result", "contact_reason")
-    if not request.user.is_staff:
-        calls = calls.filter(operator=request.user)
+    calls = call_visible_to(request.user).select_related("client__card_type", "contact_reason")
     return get_object_or_404(calls, pk=pk)
 
 
@@ -95,8 +93,10 @@ def create_client(call: Call, caller: CallerForm) -> Client:
 def call_choose_client(request, pk):
     """One of several clients with the number, or one found by the search, is the caller."""
     call = visible_call(request, pk)
-    client = get_object_or_404(Client, pk=request.POST.get("client"))
-    call_set_client(call, client)
+    chosen = ChosenClientForm(request.POST)
+    if not chosen.is_valid():
+        raise Http404
+    call_set_client(call, chosen.cleaned_data["client"])
     return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call))
 
 

@@ -27,6 +27,7 @@
   function handle(message) {
     if (message.type === "calls.pending") return message.calls.forEach((m) => addPending(m.call, m.clients));
     if (message.type === "call.registered") return closedElsewhere(message.call.id);
+    if (message.type === "call.taken") return takenElsewhere(message);
     if (message.type.startsWith("call.")) return onCall(message);
   }
 
@@ -121,6 +122,21 @@
     state.queue = state.queue.filter((id) => id !== callId);
     if (state.open === callId) close();
     else showWarning();
+  }
+
+  // A colleague in the same ring group answered: say who, then let the pop-up go.
+  function takenElsewhere(message) {
+    const callId = message.call.id;
+    state.calls.set(callId, message);
+    if (state.open !== callId) return closedElsewhere(callId);
+    state.closed.add(callId);
+    clearInterval(state.timer);
+    const notice = document.createElement("div");
+    notice.className = "message info call-taken";
+    notice.textContent = text.taken.replace("%s", message.taken_by || "");
+    body.innerHTML = "";
+    body.append(quickHeader(message), notice);
+    setTimeout(() => { if (state.open === callId) close(); }, 4000);
   }
 
   function showWarning() {

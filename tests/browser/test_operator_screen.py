@@ -141,3 +141,23 @@ def test_the_page_reconnects_by_itself_after_a_server_restart(stack, stack_page,
     expect(stack_page.locator("#call-popups")).to_have_attribute("data-link", "up", timeout=20_000)
     stack.ring("84957894561")
     expect(stack_page.locator(".popup-panel h2")).to_have_text("Савицкая Наталья")
+
+
+def test_a_ring_group_call_pops_up_for_both_operators_and_the_other_hears_who_took_it(stack, browser, stack_page, anna, django_user_model):
+    boris = django_user_model.objects.create_user("operator2", password="secret-pass-2", first_name="Борис", last_name="Петров")
+    Operator.objects.create(user=boris, extension="101", channel="PJSIP/101")
+    open_screen(stack_page)
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 1000})
+    other = context.new_page()
+    log_in(other, "operator2", "secret-pass-2")
+    expect(other.locator("#call-popups")).to_have_attribute("data-link", "up")
+
+    stack.ring("84957894561", extensions="101,100", ring=3, talk=4)  # both ring; 101 answers
+    for page in (stack_page, other):
+        expect(page.locator(".popup-panel .call-status")).to_have_text("звонит")
+    expect(other.locator(".popup-panel .call-status")).to_have_text("отвечен", timeout=8000)
+    expect(stack_page.locator(".popup-panel .call-taken")).to_have_text("Звонок принял(а) Борис Петров")
+    shoot(stack_page, "popup-taken-by-a-colleague")
+    expect(stack_page.locator(".popup-panel")).to_be_hidden(timeout=8000)
+    expect(other.locator(".popup-panel .call-status")).to_contain_text("звонок завершён", timeout=10000)
+    context.close()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from clients.models import Client
 from history.models import Call, Recording
 from telephony.events import parse_transcript
-from telephony.listener import Listener, Pusher
+from telephony.listener import OPERATORS_RECHECK, Listener, Pusher
 from telephony.models import Operator
 from telephony.realtime import operator_group
 
@@ -239,3 +239,59 @@ def test_a_call_to_an_operator_on_a_named_endpoint_is_theirs(django_user_model):
 
     call = Call.objects.get()
     assert (call.direction, call.extension, call.operator, call.disposition) == ("in", "106", user, "answered")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_operator_a_group_call_rings_is_told_and_the_others_hear_who_took_it(operator_user, django_user_model):
+    boris = django_user_model.objects.create_user("operator2", first_name="Борис", last_name="Петров")
+    Operator.objects.create(user=boris, extension="101", channel="PJSIP/101")
+    pushed = []
+    listener = Listener(publish=pushed.extend)
+
+    replay(listener, "inbound__two_extensions_one_answers")
+
+    told = [(user_id, message["type"]) for user_id, message in pushed]
+    assert told == [
+        (operator_user.pk, "call.ringing"), (boris.pk, "call.ringing"),
+        (operator_user.pk, "call.taken"), (boris.pk, "call.answered"),
+        (operator_user.pk, "call.ended"), (boris.pk, "call.ended"),
+    ]
+    [taken] = [message for _, message in pushed if message["type"] == "call.taken"]
+    assert taken["taken_by"] == "Борис Петров"
+    call = Call.objects.get()
+    assert call.operator == boris and set(call.rung.all()) == {operator_user, boris}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missed_group_call_waits_for_every_operator_it_rang_until_one_registers_it(operator_user, django_user_model):
+    from history.services import call_register, calls_awaiting_registration
+
+    boris = django_user_model.objects.create_user("operator2")
+    Operator.objects.create(user=boris, extension="101", channel="PJSIP/101")
+    listener = Listener(publish=lambda messages: None)
+    messages = [m for m in parse_transcript((FIXTURES / "inbound__two_extensions_one_answers.txt").read_text()) if "Event" in m]
+    answer = next(i for i, m in enumerate(messages) if m.get("ChannelState") == "6" and m.get("Channel", "").startswith("PJSIP/10"))
+    clock = timezone.now()
+    for message in messages[:answer]:
+        listener.inbox.put((message, clock))
+    listener.step(timeout=0)
+    listener.close_silent(clock + listener.silence * 2)  # nobody answered, and the end never came
+    listener.flush()
+
+    call = Call.objects.get()
+    assert call.disposition == "no_answer"
+    assert [c.pk for c in calls_awaiting_registration(operator_user.pk)] == [call.pk] == [c.pk for c in calls_awaiting_registration(boris.pk)]
+    call_register(call)
+    assert not calls_awaiting_registration(operator_user.pk) and not calls_awaiting_registration(boris.pk)
+
+
+def test_an_operator_added_while_the_listener_runs_gets_the_next_call_at_once(django_user_model):
+    listener = Listener(publish=lambda messages: None)
+    listener.step(timeout=0)  # running, with no operator yet
+    user = django_user_model.objects.create_user("newcomer")
+    Operator.objects.create(user=user, extension="100", channel="PJSIP/100")
+    time.sleep(OPERATORS_RECHECK)
+
+    replay(listener, "inbound__answered")
+
+    assert Call.objects.get().operator == user
