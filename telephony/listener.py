@@ -6,6 +6,7 @@ Nothing about one call can stop the others: a call the database refuses is logge
 and while the database is away the calls wait here and are written once it is back.
 """
 
+import asyncio
 import datetime
 import logging
 import queue
@@ -53,27 +54,21 @@ class Sent:
 
 
 class Pusher:
-    """Sends live messages on a thread of its own: a slow or absent Redis never holds up a write."""
+    """Sends live messages from an event loop of its own: a write never waits for Redis.
 
-    def __init__(self, send=realtime.send_many, size: int = 10_000):
+    The loop keeps its channel-layer connections from one batch to the next; in the embedded mode
+    the web server's loop is used instead, as its in-memory layer requires.
+    """
+
+    def __init__(self, send=realtime.publish):
         self.send = send
-        self.queue: queue.Queue = queue.Queue(maxsize=size)
-        self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="listener-push", daemon=True).start()
+        if realtime.server_loop() is None:
+            asyncio.run_coroutine_threadsafe(realtime.warm_up(), self.loop)
 
     def __call__(self, messages: list) -> None:
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self.run, name="listener-push", daemon=True)
-                self.thread.start()
-        try:
-            self.queue.put_nowait(messages)
-        except queue.Full:  # the pages catch up on their next connect
-            log.warning("live messages are not going out; dropped %d", len(messages))
-
-    def run(self) -> None:
-        while True:
-            self.send(self.queue.get())
+        asyncio.run_coroutine_threadsafe(self.send(messages), realtime.server_loop() or self.loop)
 
 
 @dataclass

@@ -58,23 +58,40 @@ def call_message(kind: str, call: Call, clients: list[Client] | None = None) -> 
     return {"type": kind, "call": call_payload(call), "clients": [client_payload(client) for client in clients]}
 
 
-def send_many(messages: list[tuple[int, dict]]) -> None:
+async def publish(messages: list[tuple[int, dict]]) -> None:
     """Send each message to its operator's group, all at once; a failure is logged, never raised."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
-
-    async def send_all():
-        sends = asyncio.gather(*(layer.group_send(operator_group(user_id), message) for user_id, message in messages))
-        await asyncio.wait_for(sends, SEND_TIMEOUT)
-
+    sends = asyncio.gather(*(layer.group_send(operator_group(user_id), message) for user_id, message in messages))
     try:
-        if _server_loop is not None and _server_loop.is_running():
-            asyncio.run_coroutine_threadsafe(send_all(), _server_loop)
-        else:
-            async_to_sync(send_all)()
+        await asyncio.wait_for(sends, SEND_TIMEOUT)
     except Exception as error:  # the page catches up on its next connect
         log.warning("could not push %d live messages: %s", len(messages), repr(error)[:200])
+
+
+async def warm_up() -> None:
+    """Set the channel layer up and connect it before the first call needs it: that first use costs ~100 ms."""
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            await asyncio.wait_for(layer.group_send("warm-up", {"type": "warm.up"}), SEND_TIMEOUT)
+        except Exception as error:
+            log.warning("the channel layer is not reachable yet: %s", repr(error)[:200])
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """The web server's own loop, in the embedded mode: the only way into its in-memory layer."""
+    return _server_loop if _server_loop is not None and _server_loop.is_running() else None
+
+
+def send_many(messages: list[tuple[int, dict]]) -> None:
+    """`publish` from synchronous code; a failure is logged, never raised."""
+    loop = server_loop()
+    if loop is not None:
+        asyncio.run_coroutine_threadsafe(publish(messages), loop)
+    else:
+        async_to_sync(publish)(messages)
 
 
 def call_changed(call_id: int, kinds: list[str]) -> None:

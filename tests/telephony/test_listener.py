@@ -1,5 +1,5 @@
 import asyncio
-import threading
+
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -192,8 +192,10 @@ def django_capture_on_commit_callbacks_executed():
 
 
 def test_a_push_that_hangs_does_not_hold_up_the_writes(operator_user):
-    stuck = threading.Event()
-    listener = Listener(publish=Pusher(send=lambda messages: stuck.wait(30)))
+    async def stuck(messages):
+        await asyncio.sleep(30)
+
+    listener = Listener(publish=Pusher(send=stuck))
 
     with django_capture_on_commit_callbacks_executed():
         started = time.monotonic()
@@ -201,7 +203,6 @@ def test_a_push_that_hangs_does_not_hold_up_the_writes(operator_user):
         replay(listener, "inbound__missed")
 
     assert time.monotonic() - started < 5 and Call.objects.count() == 2
-    stuck.set()
 
 
 @pytest.mark.django_db(transaction=True)
