@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.db.models import CharField, Lookup, Q
 
 from clients.models import PHONE_FIELDS, AdSource, CardType, Client, search_name
-from clients.phones import phone_parse
+from clients.phones import phone_parse, phone_region
 
 
 NAME_FIELDS = {"last_name", "first_name", "middle_name"}
@@ -99,7 +99,7 @@ class ImportReport:
 
 
 def parse_phone(value: str) -> str:
-    number = phone_parse(value, strict=True)
+    number = phone_parse(value, region=phone_region(), strict=True)
     if number is None:
         raise RowError(f"“{value}” is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

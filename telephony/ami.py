@@ -1,4 +1,4 @@
-"""The one seam to the PBX: pyst2's Manager, with its known defects fixed around it (AMI.md §9).
+"""The one seam to the PBX: pyst2's Manager, with its known defects fixed around it (docs/pbx.md §9).
 
 What stock pyst2 0.5.1 gets wrong, and what this module does instead:
 - its socket file is unbuffered (about 2,200 events/s): ours is buffered, and messages are parsed

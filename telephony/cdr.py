@@ -18,7 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from telephony.events import OperatorPhones, normalize_phone
+from clients.phones import phone_e164
+from telephony.events import OperatorPhones
 
 TAIL_BYTES = 32 * 1024 * 1024
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -266,38 +267,53 @@ def _call(key: str, group: list[CdrRow], region: str, phones: OperatorPhones) ->
     kind, own_extension = phones.classify(first.channel)
     direction = "in" if kind == "trunk" else "out"
     # The answer that counts: an operator's (an inbound call's) or the outside party's (an outbound one's).
-    decisive = [row for row in group if row.dstchannel and _is_decisive(row.dstchannel, direction, phones)]
-    answered = min((row for row in decisive if row.disposition == "ANSWERED"),
-                   key=lambda row: row.answer or row.start, default=None)
+    decisive = [row for row in group if row.dstchannel and _is_decisive(row, direction, phones)]
+    # An operator's own phone tells more than the Local channel that rang it (a ring group's, a queue's).
+    first_phone = lambda row: (_phone_rung(row, phones) is None, row.answer or row.start)  # noqa: E731
+    answered = min((row for row in decisive if row.disposition == "ANSWERED"), key=first_phone, default=None)
     if direction == "in":
         phone = first.src
-        rung = answered or (decisive[0] if decisive else first)
-        own_extension = phones.classify(rung.dstchannel)[1] if rung.dstchannel else None
+        rung = answered or min(decisive, key=first_phone, default=first)
+        own_extension = (_phone_rung(rung, phones) or phones.classify(rung.dstchannel)[1]) if rung.dstchannel else None
     else:
         phone = (answered or (decisive[0] if decisive else first)).dst
     started_at, ended_at = first.start, max(row.end for row in group)
     return CdrCall(
-        key=key, direction=direction, phone=normalize_phone(phone, region), extension=own_extension or "",
-        disposition=_disposition(answered, {row.disposition for row in group}),
+        key=key, direction=direction, phone=phone_e164(phone, region), extension=own_extension or "",
+        disposition=_disposition(answered, {row.disposition for row in decisive} or {row.disposition for row in group}),
         started_at=started_at, answered_at=(answered.answer or answered.start) if answered else None,
         ended_at=ended_at, duration=max(0, int((ended_at - started_at).total_seconds())),
         billsec=answered.billsec if answered else 0,
     )
 
 
-def _is_decisive(dstchannel: str, direction: str, phones: OperatorPhones) -> bool:
-    kind, ext = phones.classify(dstchannel)
+def _phone_rung(row: CdrRow, phones: OperatorPhones) -> str | None:
+    """The extension whose desk phone this row dialled: one the operator table or the pattern knows,
+    or any phone dialled by the `;2` half of a Local channel to an extension (`Local/101@from-internal`)."""
+    kind, ext = phones.classify(row.dstchannel)
+    if kind == "ext":
+        return ext
+    if kind == "trunk" and row.channel.endswith(";2"):
+        return phones.local_extension(row.channel)
+    return None
+
+
+def _is_decisive(row: CdrRow, direction: str, phones: OperatorPhones) -> bool:
+    kind, ext = phones.classify(row.dstchannel)
+    if direction == "out":
+        return kind == "trunk" and _phone_rung(row, phones) is None
     # A Local channel to an extension (a queue member, a ring group) stands for that operator's phone.
-    return kind == "trunk" if direction == "out" else ext is not None
+    return ext is not None or _phone_rung(row, phones) is not None
 
 
 def _disposition(answered: CdrRow | None, dispositions: set[str]) -> str:
+    """Busy only when every phone dialled refused: one left ringing makes the call a missed one."""
     if answered is not None:
         return "answered"
-    if "BUSY" in dispositions:
-        return "busy"
     if "NO ANSWER" in dispositions:
         return "no_answer"
+    if "BUSY" in dispositions:
+        return "busy"
     if dispositions & {"FAILED", "CONGESTION"}:
         return "failed"
     return "no_answer"  # e.g. answered by a voice menu, then the caller hung up before any dial

@@ -3,7 +3,8 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from telephony.realtime import catch_up_messages, operator_group
+from telephony.messages import catch_up_messages
+from telephony.realtime import operator_group
 
 
 class OperatorConsumer(AsyncJsonWebsocketConsumer):

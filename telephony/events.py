@@ -1,7 +1,7 @@
 """Asterisk AMI messages in, per-call state out (one CallState per Linkedid).
 
 Pure: no I/O and no Django. The listener passes every AMI message to CallTracker.apply()
-and stores the CallState it returns. The AMI facts used here are in docs/AMI.md, §4–§6.
+and stores the CallState it returns. The AMI facts used here are in docs/pbx.md, §3–§6.
 
 A message is a mapping from header name to value, as received. Names are matched without
 regard to case. When a header repeats, its last value counts: parse_transcript() keeps the
@@ -23,15 +23,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import NamedTuple
 
-import phonenumbers
+from clients.phones import phone_e164 as normalize_phone
 
 UNKNOWN = "<unknown>"
 
-_NO_NUMBER = frozenset({"", UNKNOWN, "unknown", "anonymous", "private", "restricted"})
-_PHONE_CHARS = re.compile(r"\+?[\d\s().\-]+")
 _DIALLED = re.compile(r"\+?\d{5,}")
 _DIAL_STRING_PARTS = re.compile(r"[/@&,]")
 # Asterisk names a channel it created <Tech>/<resource>-%08x (Local adds ;1/;2); the
@@ -41,7 +38,7 @@ _C_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
               "\\": "\\", "'": "'", '"': '"', "?": "?"}
 
-# OriginateResponse Reason (the last control frame, AMI.md §4) read as the DialStatus it means.
+# OriginateResponse Reason (the last control frame, docs/pbx.md §4) read as the DialStatus it means.
 _ORIGINATE_REASONS = {"0": "CHANUNAVAIL", "1": "CHANUNAVAIL", "3": "NOANSWER", "5": "BUSY",
                       "8": "CONGESTION"}
 _HANDLED = frozenset({"newchannel", "newstate", "dialbegin", "dialend", "bridgeenter",
@@ -513,20 +510,3 @@ def unescape_c(value: str) -> str:
     if "\\" not in value:
         return value
     return _C_ESCAPE.sub(lambda match: _C_ESCAPES.get(match[1], match[0]), value)
-
-
-@lru_cache(maxsize=8192)
-def normalize_phone(raw: str, region: str) -> str:
-    """Return the number in E.164 (+74957894561), or "" when there is no usable number."""
-    raw = raw.strip()
-    if raw.lower() in _NO_NUMBER or len(raw) > 32 or not _PHONE_CHARS.fullmatch(raw):
-        return ""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return ""
-    # "Possible" (the length fits), not "valid": a new number range missing from the
-    # library's metadata is still a caller to call back.
-    if not phonenumbers.is_possible_number(number):
-        return ""
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,20 +1,16 @@
 """The call panel: the pop-up's content, its registration form and the actions on it."""
 
-import random
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from clients.models import Client
 from clients.services import client_find_by_phone
 from history.models import Call
-from history.services import call_dismiss, call_register, call_set_client, call_visible_to, calls_attach_to_client, client_recent_calls
-from telephony import realtime
-from telephony.ami import AMIConfig, AMIConnection, AMIError, dial_number
+from history.services import call_visible_to, client_recent_calls
+from telephony import services
+from telephony.ami import AMIError
 from telephony.forms import CallerForm, ChosenClientForm, RegistrationForm
 
 
@@ -63,7 +59,7 @@ def call_save(request, pk):
     if request.POST.get("action") == "create_client":
         if not caller or not caller.is_valid():
             return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call), caller=caller, status=400)
-        create_client(call, caller)
+        services.call_client_create(call=call, client=caller.save(commit=False))
         return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call))
     creating = caller is not None and caller.has_details()
     valid = registration.is_valid()
@@ -71,21 +67,8 @@ def call_save(request, pk):
         valid = caller.is_valid() and valid
     if not valid:
         return panel(request, call, registration=registration, caller=caller, status=400)
-    with transaction.atomic():
-        if creating:
-            create_client(call, caller)
-        call_register(registration.save(commit=False))
-        transaction.on_commit(lambda: realtime.call_closed(call.pk))
+    services.call_registration_save(call=registration.save(commit=False), new_client=caller.save(commit=False) if creating else None)
     return done()
-
-
-@transaction.atomic
-def create_client(call: Call, caller: CallerForm) -> Client:
-    """The new client, the call and the number's earlier calls, all or nothing."""
-    client = caller.save()
-    call_set_client(call, client)
-    calls_attach_to_client(client)
-    return client
 
 
 @login_required
@@ -96,7 +79,7 @@ def call_choose_client(request, pk):
     chosen = ChosenClientForm(request.POST)
     if not chosen.is_valid():
         raise Http404
-    call_set_client(call, chosen.cleaned_data["client"])
+    services.call_client_choose(call=call, client=chosen.cleaned_data["client"])
     return panel(request, call, registration=RegistrationForm(initial=request.POST.dict(), instance=call))
 
 
@@ -104,35 +87,20 @@ def call_choose_client(request, pk):
 @require_POST
 def call_close(request, pk):
     """The operator closed the form without registering: the call stops being pending."""
-    call = visible_call(request, pk)
-    call_dismiss(call)
-    transaction.on_commit(lambda: realtime.call_closed(call.pk))
+    services.call_close(call=visible_call(request, pk))
     return done()
-
-
-DEMO_SCENARIOS = {"inbound_answered", "inbound_missed"}
 
 
 @login_required
 @require_POST
 def demo_call(request):
-    """Demo mode only: ask the PBX simulator for a call to this operator (the one place the web talks AMI)."""
+    """Demo mode only: ask the PBX simulator for a call to this operator."""
     operator = getattr(request.user, "operator", None)
     scenario = request.POST.get("scenario", "inbound_answered")
-    if not settings.DEMO or operator is None or scenario not in DEMO_SCENARIOS:
+    if not settings.DEMO or operator is None or scenario not in services.DEMO_SCENARIOS:
         raise Http404
-    if request.POST.get("caller") == "known":
-        client = Client.objects.exclude(phone_mobile=None).order_by("?").first()
-        number = client.phone_mobile if client else "+74957894561"
-    else:
-        number = f"+7903{random.randint(1_000_000, 9_999_999)}"
-    ami = AMIConnection(AMIConfig.from_settings())
     try:
-        ami.connect()
-        ami.login()
-        ami.send_action({"Action": "SimCall", "Scenario": scenario, "Caller": dial_number(number), "Extensions": operator.extension, "Ring": 4, "Talk": 10})
+        services.demo_call_place(extension=operator.extension, scenario=scenario, known_caller=request.POST.get("caller") == "known")
     except AMIError as error:
         return HttpResponse(str(error), status=502, content_type="text/plain; charset=utf-8")
-    finally:
-        ami.close()
     return HttpResponse(status=204)

@@ -3,7 +3,7 @@
 It is the demo's PBX and the tests' PBX: `Simulator(...).start()` listens, greets with
 `Asterisk Call Manager/7.0.3`, and answers Login (plain or MD5 Challenge), Logoff, Ping,
 Events, ListCommands, Originate, Hangup and CoreShowChannels with Asterisk's exact strings
-and limits (docs/AMI.md). Calls produce the event sequences of AMI.md §4–§6, Master.csv
+and limits (docs/pbx.md). Calls produce the event sequences of docs/pbx.md §4–§6, Master.csv
 rows (`cdr_csv`) and WAV recordings (`recordings_dir`).
 
 Extra actions, for tests and the demo. They need a logged-in session like any other action;
@@ -26,7 +26,7 @@ header names are case-insensitive, and every header is optional.
 
     inbound_ring_group: the trunk dials Local/600@ext-group; its ;2 dials every member at
        once through Local/<ext>@from-internal/n pairs, each ;2 dialling the member's phone.
-    inbound_queue: the trunk is answered and joins queue `support` (ring-all, AMI.md §6(d):
+    inbound_queue: the trunk is answered and joins queue `support` (ring-all, docs/pbx.md §6, queues:
        QueueCallerJoin, AgentCalled + DialBegin per member through Local/<ext>@from-queue/n,
        AgentRingNoAnswer for a busy one, QueueCallerLeave, AgentConnect, AgentComplete).
     In both, the members named in Busy refuse at once (DialStatus BUSY on every hop back, cause

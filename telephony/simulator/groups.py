@@ -3,7 +3,7 @@
 Ring group: the trunk dials `Local/600@ext-group`, whose ;2 dials every member at once through
 `Local/<ext>@from-internal/n` pairs, each ;2 dialling the member's phone. Queue: the trunk is
 answered, joins queue `support` (ring-all) and app_queue calls every member through
-`Local/<ext>@from-queue/n` pairs, with the Queue*/Agent* events of AMI.md §6(d).
+`Local/<ext>@from-queue/n` pairs, with the Queue*/Agent* events of docs/pbx.md §6, queues.
 
 The members named busy refuse at once (486, DialStatus BUSY on every hop back); the first member
 listed who is not busy answers, and the others are cancelled. When every member is busy the

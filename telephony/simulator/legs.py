@@ -3,7 +3,7 @@
 A leg is one destination of a Dial (or of app_queue): a phone or trunk channel, or the ;1 half
 of a Local pair whose ;2 runs the dialplan and dials legs of its own (`inner`). Answers and
 failures travel from the far end back towards the caller, one DialEnd per hop, and a cancel
-travels the other way, as Asterisk tears a Local chain down (AMI.md §4–§6).
+travels the other way, as Asterisk tears a Local chain down (docs/pbx.md §4–§6).
 """
 
 from __future__ import annotations

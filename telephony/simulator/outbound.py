@@ -7,7 +7,7 @@ Local chain: an Originate whose Channel is `Local/<ext>@click-to-call`. Its ;2 d
 `Local/<ext>@from-internal`, whose ;2 dials the operator's phone; once the operator answers,
 the originated ;1 runs the originate's Context/Exten and dials `Local/<number>@outbound`, whose
 ;2 dials `PJSIP/trunk/<number>`. The originated ;1's DialBegin/DialEnd carry Dest* fields only
-(AMI.md §4). SimOutcome settings apply to both legs as for a plain originate.
+(docs/pbx.md §4). SimOutcome settings apply to both legs as for a plain originate.
 """
 
 from __future__ import annotations

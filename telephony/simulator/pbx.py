@@ -2,7 +2,7 @@
 
 Every helper here emits exactly the events the matching Asterisk operation would, in order,
 so scenarios read as a list of telephony steps and cannot break the sequence rules of
-AMI.md §5 (BridgeLeave before Hangup, nothing after Hangup, BridgeDestroy after the last leave).
+docs/pbx.md §5 (BridgeLeave before Hangup, nothing after Hangup, BridgeDestroy after the last leave).
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ class Pbx:
             self.emit("BridgeDestroy", "call", bridge.snapshot())
 
     def hangup(self, chan: Channel, cause: int = 16) -> None:
-        """Leave the bridge, stop recording, then Hangup: the order AMI.md §5 requires."""
+        """Leave the bridge, stop recording, then Hangup: the order docs/pbx.md §5 requires."""
         if not chan.alive:
             return
         self.bridge_leave(chan)

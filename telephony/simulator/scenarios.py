@@ -1,4 +1,4 @@
-"""Call scripts: the event sequences of AMI.md §4 and §6, one telephony step per line.
+"""Call scripts: the event sequences of docs/pbx.md §4 and §6, one telephony step per line.
 
 Inbound calls come in on `PJSIP/trunk-…` (context `from-trunk`, Exten = the DID) and dial
 every listed extension's phone at once (`PJSIP/<ext>`, or the endpoint the simulator's

@@ -1,9 +1,13 @@
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import phonenumbers
 import pytest
 
 from clients.phones import common_form, phone_display, phone_normalize, phone_parse
+from telephony.events import normalize_phone
 
 TYPED = [
     "+{cc}{n}", "{cc}{n}", "{p}{n}", "{n}", "+{cc} ({a}) {b}-{c}-{d}", "{p} ({a}) {b}-{c}-{d}", "+{cc} {a} {b} {c} {d}", "{p}-{a}-{b}-{c}{d}",
@@ -35,7 +39,7 @@ def test_the_quick_reading_agrees_with_phonenumbers_on_every_typed_form(region):
 
 def test_an_invalid_number_is_left_to_the_full_parse():
     assert common_form("89999999999999", "RU") is None
-    assert phone_parse("12345", strict=True) is None
+    assert phone_parse("12345", region="RU", strict=True) is None
 
 
 def test_a_foreign_number_in_international_form_is_kept():
@@ -46,3 +50,23 @@ def test_a_foreign_number_in_international_form_is_kept():
 def test_display_groups_the_digits():
     assert phone_display("+74957894561") == "+7 495 789-45-61"
     assert phone_display("") == ""
+
+
+CALLER_IDS = [
+    "84957894561", "74957894561", "+74957894561", "4957894561", "8 (495) 789-45-61", " +7 495 789-45-61 ",
+    "810 44 20 7946 0958", "+4930123456", "<unknown>", "anonymous", "Private", "", "100", "s", "trunk",
+    "1" * 40, "+7 495 abc", "0612345678", "+31 20 123 4567", "020 123 4567",
+]
+
+
+@pytest.mark.parametrize("region", ["RU", "NL"])
+def test_the_client_base_reads_every_caller_id_as_the_reducer_does(settings, region):
+    settings.PHONE_REGION = region
+    for raw in CALLER_IDS:
+        assert phone_normalize(raw) == normalize_phone(raw, region), raw
+
+
+def test_the_reducers_phone_numbers_need_no_django():
+    code = "import sys, telephony.events; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
