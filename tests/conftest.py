@@ -52,3 +52,16 @@ def operator_user(django_user_model):
 def operator_client(client, operator_user):
     client.force_login(operator_user)
     return client
+
+
+@pytest.fixture
+def operators(django_user_model):
+    """Two operators at desk phones PJSIP/100 and PJSIP/101."""
+    from telephony.models import Operator
+
+    users = []
+    for username, extension in (("operator1", "100"), ("operator2", "101")):
+        user = django_user_model.objects.create_user(username)
+        Operator.objects.create(user=user, extension=extension, channel=f"PJSIP/{extension}")
+        users.append(user)
+    return users

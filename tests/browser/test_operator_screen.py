@@ -1,7 +1,6 @@
 """The operator's live screen against the real stack: web server, listener and simulator, over TCP."""
 
 import datetime
-import time
 
 import pytest
 from django.utils import timezone
@@ -12,6 +11,7 @@ from clients.services import client_find_by_phone
 from history.models import Call, CallReason, CallResult, ContactReason
 from telephony.models import Operator
 from tests.browser.conftest import SCREENSHOTS, log_in
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,13 +31,6 @@ def shoot(page, name):
 def open_screen(page):
     log_in(page, "operator1", "secret-pass-1")
     expect(page.locator("#call-popups")).to_have_attribute("data-link", "up")
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_a_known_callers_card_pops_up_and_follows_the_call(stack, stack_page, anna):
@@ -89,7 +82,7 @@ def test_a_second_call_during_an_open_form_waits_with_the_manuals_warning(stack,
 
 def test_a_call_that_ended_while_the_page_was_closed_waits_as_pending(stack, stack_page, anna):
     linkedid = stack.ring("84991234567", scenario="inbound_missed", ring=0.5)
-    wait_for(lambda: Call.objects.filter(linkedid=linkedid, ended_at__isnull=False).exists())
+    wait_for(lambda: Call.objects.filter(linkedid=linkedid, ended_at__isnull=False).exists(), timeout=15)
     open_screen(stack_page)
     pending = stack_page.locator(".pending")
     expect(pending).to_contain_text("Звонки, пока вас не было")

@@ -4,26 +4,22 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from history.models import Call
+from tests.helpers import make_call
 
 pytestmark = pytest.mark.django_db
 
 
-def make_call(linkedid, operator, when):
-    return Call.objects.create(linkedid=linkedid, direction="in", phone="+74957894561", operator=operator, started_at=when)
-
-
 def test_an_operator_sees_only_their_own_calls(operator_client, operator_user, django_user_model):
     other = django_user_model.objects.create_user("operator2")
-    make_call("1.1", operator_user, timezone.now())
-    make_call("1.2", other, timezone.now())
+    make_call(operator_user, linkedid="1.1")
+    make_call(other, linkedid="1.2")
     calls = operator_client.get(reverse("history:list")).context["page"].object_list
     assert [c.linkedid for c in calls] == ["1.1"]
 
 
 def test_show_from_filters_by_date_typed_as_dd_mm_yyyy(operator_client, operator_user):
-    make_call("1.1", operator_user, timezone.now() - datetime.timedelta(days=10))
-    make_call("1.2", operator_user, timezone.now())
+    make_call(operator_user, linkedid="1.1", started_at=timezone.now() - datetime.timedelta(days=10))
+    make_call(operator_user, linkedid="1.2")
     since = (timezone.localdate() - datetime.timedelta(days=1)).strftime("%d.%m.%Y")
     response = operator_client.get(reverse("history:list"), {"since": since})
     assert [c.linkedid for c in response.context["page"].object_list] == ["1.2"]

@@ -1,19 +1,12 @@
 import logging
 import socket
 import threading
-import time
 
 import pytest
 
 from telephony.ami import AMIAuthError, AMIConfig, AMIConnectError, AMIConnection, AMITimeout, connect_with_retry, dial_number, header_value
+from tests.helpers import wait_for
 from tests.telephony.conftest import running_simulator
-
-
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def connected(config, **callbacks) -> AMIConnection:

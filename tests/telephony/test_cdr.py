@@ -2,12 +2,11 @@
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from telephony.cdr import CdrRow, calls_from_cdr, read_csv
+from tests.helpers import CDR_FIXTURES as FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cdr"
 MOSCOW = ZoneInfo("Europe/Moscow")
 EXTENSIONS = r"^\d{2,6}$"
 

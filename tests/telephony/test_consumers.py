@@ -6,12 +6,13 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.exceptions import SynchronousOnlyOperation
 from django.utils import timezone
 
-from history.models import Call
 from simplecalls.asgi import application
 from telephony.models import Operator
 from telephony.realtime import call_changed
+from tests.helpers import make_call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -40,9 +41,10 @@ def make_operator(django_user_model, username, extension):
     return user
 
 
-def make_call(linkedid, user, **fields):
-    defaults = {"direction": "in", "phone": "+74957894561", "extension": user.operator.extension, "operator": user, "started_at": timezone.now()}
-    return Call.objects.create(linkedid=linkedid, **(defaults | fields))
+async def test_the_orm_is_refused_inside_the_event_loop_even_after_the_browser_tests(django_user_model):
+    # The browser tests lift this guard for themselves (DJANGO_ALLOW_ASYNC_UNSAFE); here it must hold again.
+    with pytest.raises(SynchronousOnlyOperation):
+        django_user_model.objects.count()
 
 
 async def test_an_anonymous_connection_is_refused():
@@ -68,7 +70,7 @@ async def test_operator_a_never_receives_operator_bs_calls(django_user_model):
     await to_boris.connect()
     await to_anna.receive_json_from()
     await to_boris.receive_json_from()
-    call = await sync_to_async(make_call)("1.1", boris)
+    call = await sync_to_async(make_call)(boris, linkedid="1.1")
     await sync_to_async(call_changed)(call.pk, ["call.ringing"])
     message = await to_boris.receive_json_from()
     assert message["type"] == "call.ringing" and message["call"]["linkedid"] == "1.1"
@@ -81,11 +83,11 @@ async def test_reconnecting_delivers_active_and_pending_calls(django_user_model)
     anna = await sync_to_async(make_operator)(django_user_model, "anna", "100")
     boris = await sync_to_async(make_operator)(django_user_model, "boris", "101")
     earlier = timezone.now() - datetime.timedelta(minutes=5)
-    await sync_to_async(make_call)("1.1", anna, disposition="answered", answered_at=earlier)
-    await sync_to_async(make_call)("1.2", anna, disposition="no_answer", started_at=earlier, ended_at=earlier)
-    await sync_to_async(make_call)("1.3", anna, disposition="answered", ended_at=earlier, registered_at=earlier)
-    await sync_to_async(make_call)("1.4", anna, disposition="answered", ended_at=earlier, dismissed_at=earlier)
-    await sync_to_async(make_call)("1.5", boris, disposition="no_answer", ended_at=earlier)
+    await sync_to_async(make_call)(anna, linkedid="1.1", disposition="answered", answered_at=earlier)
+    await sync_to_async(make_call)(anna, linkedid="1.2", disposition="no_answer", started_at=earlier, ended_at=earlier)
+    await sync_to_async(make_call)(anna, linkedid="1.3", disposition="answered", ended_at=earlier, registered_at=earlier)
+    await sync_to_async(make_call)(anna, linkedid="1.4", disposition="answered", ended_at=earlier, dismissed_at=earlier)
+    await sync_to_async(make_call)(boris, linkedid="1.5", disposition="no_answer", ended_at=earlier)
     communicator = await connect(anna)
     await communicator.connect()
     active = await communicator.receive_json_from()
@@ -108,7 +110,7 @@ async def test_a_foreign_origin_is_refused(django_user_model):
 async def test_a_call_left_open_for_half_a_day_is_not_shown_as_in_progress(django_user_model):
     anna = await sync_to_async(make_operator)(django_user_model, "anna", "100")
     long_ago = timezone.now() - datetime.timedelta(hours=13)
-    await sync_to_async(make_call)("1.1", anna, disposition="answered", started_at=long_ago, answered_at=long_ago)
+    await sync_to_async(make_call)(anna, linkedid="1.1", disposition="answered", started_at=long_ago, answered_at=long_ago)
     communicator = await connect(anna)
     await communicator.connect()
     assert (await communicator.receive_json_from())["type"] == "calls.pending"

@@ -9,11 +9,10 @@ import pytest
 from django.utils import timezone
 
 from history.models import Call
-from telephony.events import parse_transcript
 from telephony.leader import FenceError, Lease
 from telephony.listener import Listener
 from telephony.models import ListenerLease
-from tests.telephony.test_listener import FIXTURES
+from tests.helpers import transcript_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,7 +69,7 @@ def test_the_fence_refuses_a_writer_whose_epoch_was_taken_over(name):
 def test_a_listener_that_lost_the_lease_writes_nothing_from_its_backlog(name, operator_user):
     old, new = Listener(lease=Lease(name, ttl=30)), Listener(lease=Lease(name, ttl=30))
     old.lease.renew()
-    messages = [m for m in parse_transcript((FIXTURES / "inbound__answered.txt").read_text()) if "Event" in m]
+    messages = transcript_events("inbound__answered.txt")
     hangup = next(i for i, m in enumerate(messages) if m["Event"] == "Hangup")
     for listener in (old, new):  # both hear the call until the old one freezes
         feed(listener, messages[:hangup])
@@ -91,7 +90,7 @@ def test_a_listener_that_lost_the_lease_writes_nothing_from_its_backlog(name, op
 def test_a_new_leader_writes_every_call_it_knows_at_once(name, operator_user):
     old, new = Listener(lease=Lease(name, ttl=30)), Listener(lease=Lease(name, ttl=30))
     old.lease.renew()
-    messages = [m for m in parse_transcript((FIXTURES / "inbound__answered.txt").read_text()) if "Event" in m]
+    messages = transcript_events("inbound__answered.txt")
     hangup = next(i for i, m in enumerate(messages) if m["Event"] == "Hangup")
     feed(old, messages[:3])  # the leader wrote the call's start, then died
     feed(new, messages)  # the standby heard it all, writing nothing

@@ -11,16 +11,10 @@ from telephony.leader import Lease
 from telephony.listener import Listener
 from telephony.management.commands.pbx_listen import run
 from telephony.models import Operator
+from tests.helpers import wait_for
 from tests.telephony.conftest import RunningSimulator, running_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 class RunningListener:
@@ -34,13 +28,6 @@ class RunningListener:
         self.stop.set()
         self.thread.join(timeout=10)
         assert not self.thread.is_alive(), "the listener stops when asked"
-
-
-@pytest.fixture
-def operators(django_user_model):
-    for username, extension in (("operator1", "100"), ("operator2", "101")):
-        user = django_user_model.objects.create_user(username)
-        Operator.objects.create(user=user, extension=extension, channel=f"PJSIP/{extension}")
 
 
 def logged_in(simulator, timeout=10.0):
@@ -101,13 +88,26 @@ def test_every_click_to_call_outcome_ends_as_the_right_call_row(listening, outco
     connection.close()
 
 
-def test_a_replayed_call_creates_no_duplicate(listening):
-    linkedid = listening.call("inbound_answered")
+def test_a_replayed_call_creates_no_duplicate(listening, caplog):
+    """A second writer (no lease) hears the whole call too, but writes it only after the row is final, as a lagging one would."""
+    from telephony.ami import AMIConnection
+
+    lagging = Listener()
+    ami = AMIConnection(listening.config(), on_event=lagging.on_event)
+    ami.connect()
+    ami.login()
+    linkedid = listening.call("inbound_answered", caller="84957894561", extensions=["101", "100"])
     wait_for(ended(linkedid))
-    listener = RunningListener(listening.config())  # a second listener hears nothing new, and writes nothing twice
-    time.sleep(0.3)
-    listener.close()
-    assert Call.objects.filter(linkedid=linkedid).count() == 1
+    final = Call.objects.values().get(linkedid=linkedid)
+    wait_for(lambda: any(headers.get("Event") == "Hangup" for headers, _ in list(lagging.inbox.queue)))
+    ami.close()
+
+    while lagging.step(timeout=0):  # the same call's ringing, answer and end, written again
+        pass
+
+    assert Call.objects.values().get(linkedid=linkedid) == final, "one row, and the replay changed none of it"
+    assert (final["disposition"], final["extension"], final["phone"]) == ("answered", "101", "+74957894561")
+    assert "could not be written" not in caplog.text, "the replayed rows are merged, not refused"
 
 
 def test_chan_variables_and_garbage_do_not_stop_the_listener(operators, tmp_path):

@@ -134,7 +134,7 @@ def of_call(messages: list[Message], linkedid: str) -> list[Message]:
 
 
 def assert_sequence_rules(events: list[Message]) -> None:
-    """AMI.md §5, checked over one call's events."""
+    """docs/pbx.md §5, checked over one call's events."""
     position: dict[str, list[tuple[int, str]]] = {}
     for index, message in enumerate(events):
         assert message[1][0] == "Privilege" and message[1][1].endswith(",all"), message

@@ -7,7 +7,6 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from io import StringIO
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,23 +21,16 @@ from simplecalls.env import database_url
 from telephony.ami import AMIConnection
 from telephony.cdr import calls_from_cdr, read_csv
 from telephony.management.commands.run_embedded import reconcile_periodically, use_simulator_cdr
-from telephony.models import Operator
 from telephony.reconcile import cdr_reconcile, cdr_reconcile_recent
 from telephony.simulator.cdr import Cdr, csv_line
 from telephony.tasks import reconcile_cdr
 from tests.conftest import needs
+from tests.helpers import CDR_FIXTURES as FIXTURES
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cdr"
 MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def sync(*args, **options):
@@ -49,13 +41,6 @@ def sync(*args, **options):
 
 def rows():
     return list(Call.objects.order_by("pk").values())
-
-
-@pytest.fixture
-def operators(django_user_model):
-    for username, extension in (("operator1", "100"), ("operator2", "101")):
-        user = django_user_model.objects.create_user(username)
-        Operator.objects.create(user=user, extension=extension, channel=f"PJSIP/{extension}")
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clients.models import CardType, Client
-from history.models import Call, CallReason, CallResult, ContactReason
+from history.models import CallReason, CallResult, ContactReason
 from telephony.models import Operator
+from tests.helpers import make_call
 
 pytestmark = pytest.mark.django_db
 
@@ -18,10 +19,6 @@ def dictionaries():
         "result": CallResult.objects.create(name="Записан(а)"),
         "contact_reason": ContactReason.objects.create(name="Первичное обращение"),
     }
-
-
-def make_call(operator, phone="+74957894561", **fields):
-    return Call.objects.create(linkedid=f"{timezone.now().timestamp()}", direction="in", phone=phone, extension="100", operator=operator, started_at=timezone.now(), **fields)
 
 
 def test_a_known_callers_panel_shows_the_card_and_last_calls(operator_client, operator_user, dictionaries):
@@ -126,7 +123,7 @@ def test_closing_without_registering_takes_the_call_off_the_pending_list(operato
 def test_an_operator_cannot_open_another_operators_call(operator_client, django_user_model):
     boris = django_user_model.objects.create_user("boris")
     Operator.objects.create(user=boris, extension="101", channel="PJSIP/101")
-    call = make_call(boris)
+    call = make_call(boris, extension="100")  # even on this operator's extension
     assert operator_client.get(reverse("telephony:call_panel", args=[call.pk])).status_code == 404
     assert operator_client.post(reverse("telephony:call_save", args=[call.pk]), {"action": "register"}).status_code == 404
 
