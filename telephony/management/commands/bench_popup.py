@@ -1,7 +1,6 @@
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from django.utils import timezone
 from history.models import Call
 from simplecalls.env import database_url
 from telephony.ami import AMIConfig, AMIConnection
+from telephony.management.commands.bench_failover import free_port, port_open
 from telephony.models import ListenerLease, Operator
 from telephony.simulator import Simulator
 
@@ -137,20 +137,6 @@ async def measure(address: str, cookies: list[tuple[str, str]], ami: AMIConfig, 
         "popups_received": len(latencies), "seconds_to_place_all_calls": round(placed, 3),
         "latency_ms": {"p50": round(statistics.median(latencies), 1), "p95": percentile(0.95), "p99": percentile(0.99), "max": round(latencies[-1], 1)},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def wait_until(condition, what: str, timeout: float = 30) -> None:
