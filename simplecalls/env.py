@@ -120,6 +120,22 @@ def broker_transport_options(redis_url: str, prefix: str) -> dict:
     return {"global_keyprefix": f"{prefix}:"} if redis_url else {}
 
 
+# Russian trunks dial 8 for long distance and 8~10 abroad; elsewhere numbers go out in E.164.
+DEFAULT_DIAL_RULES = {"RU": "+7=8,+=810"}
+
+
+def dial_rules_from_env(environ: Mapping[str, str], region: str) -> list[tuple[str, str]]:
+    """DIAL_RULES, `+7=8,+=810` (an E.164 prefix = what the trunk dials instead), else the region's usual ones."""
+    text = environ.get("DIAL_RULES", "").strip() or DEFAULT_DIAL_RULES.get(region, "")
+    rules = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        prefix, equals, replacement = (side.strip() for side in item.partition("="))
+        if not equals or not re.fullmatch(r"\+\d*", prefix) or not re.fullmatch(r"\+?\d*", replacement):
+            raise ImproperlyConfigured(f"DIAL_RULES must be rules such as +7=8,+=810 (an E.164 prefix = what to dial instead); got {item!r}")
+        rules.append((prefix, replacement))
+    return rules
+
+
 def phone_region_from_env(environ: Mapping[str, str]) -> str:
     region = environ.get("PHONE_REGION", "RU").strip().upper() or "RU"
     if region not in phonenumbers.SUPPORTED_REGIONS:

@@ -11,6 +11,7 @@ from simplecalls.env import (
     channel_layer_config,
     channel_prefix_from_env,
     database_from_env,
+    dial_rules_from_env,
     env_bool,
     env_int,
     env_list,
@@ -135,6 +136,9 @@ AMI_USERNAME = env.get("AMI_USERNAME", "simplecalls")
 AMI_SECRET = env.get("AMI_SECRET", "simplecalls" if DEBUG else "")
 RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
+# How an E.164 number becomes what the trunk dials: "prefix=replacement" rules, the first that fits wins.
+DIAL_RULES = dial_rules_from_env(env, PHONE_REGION)
+
 # Phones not listed in the operator table count as operators' phones when their endpoint matches this.
 EXTENSION_PATTERN = regex_from_env(env, "EXTENSION_PATTERN", r"^\d{2,6}$")
 
