@@ -120,6 +120,14 @@ def broker_transport_options(redis_url: str, prefix: str) -> dict:
     return {"global_keyprefix": f"{prefix}:"} if redis_url else {}
 
 
+def dialplan_name_from_env(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A dialplan context or the like: it goes into AMI headers, so only letters, digits and -_. pass."""
+    value = environ.get(name, "").strip() or default
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", value):
+        raise ImproperlyConfigured(f"{name} must be a dialplan name (letters, digits, - _ .); got {value!r}")
+    return value
+
+
 # Russian trunks dial 8 for long distance and 8~10 abroad; elsewhere numbers go out in E.164.
 DEFAULT_DIAL_RULES = {"RU": "+7=8,+=810"}
 

@@ -53,3 +53,10 @@ class ChosenClientForm(forms.Form):
     """The client the operator picked for the call: an id that is not a client's is refused, not a server error."""
 
     client = forms.ModelChoiceField(queryset=Client.objects.all())
+
+
+class OriginateForm(forms.Form):
+    """POST /telephony/originate/: the phone as shown or typed, and the client it belongs to, if known."""
+
+    phone = forms.CharField(max_length=100, strip=False)
+    client = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

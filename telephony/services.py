@@ -4,16 +4,27 @@ Views parse the request and render; the writes and the pushes that follow them h
 """
 
 import random
+import re
+import uuid
+from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clients.models import Client
+from clients.phones import phone_display
 from history.models import Call
 from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client
-from telephony import realtime
+from telephony import messages, realtime
 from telephony.ami import AMIConfig, AMIConnection, dial_number
+from telephony.dialing import NotDiallable, dial_target
 
 DEMO_SCENARIOS = frozenset({"inbound_answered", "inbound_missed"})
+# A caller-ID name is quoted in the Originate: what would end the quote or the name goes.
+CALLER_NAME_UNSAFE = re.compile(r'["<>\\\x00-\x1f\x7f]+')
 
 
 @transaction.atomic
@@ -68,3 +79,72 @@ def demo_call_place(*, extension: str, scenario: str, known_caller: bool) -> Non
         ami.send_action({"Action": "SimCall", "Scenario": scenario, "Caller": dial_number(number), "Extensions": extension, "Ring": 4, "Talk": 10})
     finally:
         ami.close()
+
+
+@dataclass(frozen=True)
+class OriginateAnswer:
+    """What `POST /telephony/originate/` answers: dialling, duplicate or refused, with a message."""
+
+    status: str
+    message: str
+    call: int | None = None
+
+
+def call_originate_request(*, user, phone: str, client_id: int | None = None) -> OriginateAnswer:
+    """Log an outgoing call at once and have a worker ask the PBX to ring the operator, then the number.
+
+    Refused without an operator's extension or a diallable number; a second request for the same
+    operator and number within ORIGINATE_WINDOW_SECONDS is a duplicate, across processes and tabs.
+    """
+    operator = getattr(user, "operator", None)
+    if operator is None:
+        return OriginateAnswer("refused", _("No extension is set up for you: ask an administrator."))
+    try:
+        target = dial_target(phone, region=settings.PHONE_REGION, rules=settings.DIAL_RULES)
+    except NotDiallable as error:
+        return OriginateAnswer("refused", str(error))
+    if not cache.add(f"originate:{user.pk}:{target.number}", True, settings.ORIGINATE_WINDOW_SECONDS):
+        return OriginateAnswer("duplicate", _("Already dialling %(phone)s.") % {"phone": phone_display(target.number)})
+    client = Client.objects.filter(pk=client_id).first() if client_id else None
+    call = Call.objects.create(
+        linkedid=f"sc-{uuid.uuid4().hex}", direction=Call.Direction.OUT, phone=target.number, extension=operator.extension,
+        operator=user, client=client, started_at=timezone.now(),
+    )
+    from telephony.tasks import originate_call  # the task module calls back into this one
+
+    transaction.on_commit(lambda: originate_call.delay(call.pk, target.dial))
+    return OriginateAnswer("dialling", _("Your phone will ring: pick it up to call %(phone)s.") % {"phone": phone_display(target.number)}, call.pk)
+
+
+def call_originate(*, call_id: int, dial: str) -> None:
+    """Ask the PBX to ring the operator's phone, then dial `dial` (digits only) on the trunk.
+
+    Our call's linkedid is the originated channel's Uniqueid (ChannelId), so the listener fills in
+    the very row the request logged. Raises AMIError when the PBX cannot be reached.
+    """
+    call = Call.objects.select_related("client").get(pk=call_id)
+    context = settings.ORIGINATE_CONTEXT
+    caller_name = CALLER_NAME_UNSAFE.sub(" ", str(call.client) if call.client_id else "").strip()
+    ami = AMIConnection(AMIConfig.from_settings())
+    try:
+        ami.connect()
+        ami.login()
+        response = ami.send_action({
+            "Action": "Originate", "Channel": f"Local/{dial_number(call.extension)}@{context}", "Context": context,
+            "Exten": dial_number(dial), "Priority": "1", "Async": "true", "Timeout": settings.ORIGINATE_RING_SECONDS * 1000,
+            "CallerID": f'"{caller_name}" <{dial_number(call.phone)}>', "ChannelId": call.linkedid,
+            "Variable": f"SIMPLECALLS_CALL={call.pk}",
+        })
+    finally:
+        ami.close()
+    if response.get_header("Response") != "Success":
+        call_originate_failed(call_id=call.pk, reason=response.get_header("Message", ""))
+
+
+def call_originate_failed(*, call_id: int, reason: str) -> None:
+    """The PBX refused or could not be reached: the call ends as failed, and the operator is told."""
+    now = timezone.now()
+    Call.objects.filter(pk=call_id, ended_at__isnull=True).update(disposition=Call.Disposition.FAILED, ended_at=now)
+    call = Call.objects.get(pk=call_id)
+    message = {"type": "originate.status", "status": "failed", "reason": reason, "call": messages.call_payload(call), "clients": []}
+    realtime.send_many([(call.operator_id, message)])

@@ -9,4 +9,5 @@ urlpatterns = [
     path("calls/<int:pk>/client/", views.call_choose_client, name="call_choose_client"),
     path("calls/<int:pk>/close/", views.call_close, name="call_close"),
     path("demo/call/", views.demo_call, name="demo_call"),
+    path("originate/", views.originate, name="originate"),
 ]

@@ -1,8 +1,10 @@
-"""The call panel: the pop-up's content, its registration form and the actions on it."""
+"""The call panel: the pop-up's content, its registration form and the actions on it; click-to-call."""
+
+import dataclasses
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
@@ -11,7 +13,7 @@ from history.models import Call
 from history.services import call_visible_to, client_recent_calls
 from telephony import services
 from telephony.ami import AMIError
-from telephony.forms import CallerForm, ChosenClientForm, RegistrationForm
+from telephony.forms import CallerForm, ChosenClientForm, OriginateForm, RegistrationForm
 
 
 def visible_call(request, pk) -> Call:
@@ -104,3 +106,15 @@ def demo_call(request):
     except AMIError as error:
         return HttpResponse(str(error), status=502, content_type="text/plain; charset=utf-8")
     return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def originate(request):
+    """Click-to-call: JSON {"status": "dialling" | "duplicate" | "refused", "message", "call"}."""
+    form = OriginateForm(request.POST)
+    if not form.is_valid():
+        message = " ".join(error for errors in form.errors.values() for error in errors)
+        return JsonResponse({"status": "refused", "message": message, "call": None}, status=400)
+    answer = services.call_originate_request(user=request.user, phone=form.cleaned_data["phone"], client_id=form.cleaned_data["client"])
+    return JsonResponse(dataclasses.asdict(answer))

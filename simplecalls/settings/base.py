@@ -12,6 +12,7 @@ from simplecalls.env import (
     channel_prefix_from_env,
     database_from_env,
     dial_rules_from_env,
+    dialplan_name_from_env,
     env_bool,
     env_int,
     env_list,
@@ -138,6 +139,12 @@ RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
 # How an E.164 number becomes what the trunk dials: "prefix=replacement" rules, the first that fits wins.
 DIAL_RULES = dial_rules_from_env(env, PHONE_REGION)
+
+# Click-to-call: the dialplan context that rings the operator's Local/<extension>@context and then dials
+# the number, how long their phone rings, and how long a second click on the same number is refused.
+ORIGINATE_CONTEXT = dialplan_name_from_env(env, "ORIGINATE_CONTEXT", "from-internal")
+ORIGINATE_RING_SECONDS = env_int(env, "ORIGINATE_RING_SECONDS", 30, high=300)
+ORIGINATE_WINDOW_SECONDS = env_int(env, "ORIGINATE_WINDOW_SECONDS", 15, high=3600)
 
 # Phones not listed in the operator table count as operators' phones when their endpoint matches this.
 EXTENSION_PATTERN = regex_from_env(env, "EXTENSION_PATTERN", r"^\d{2,6}$")
