@@ -103,8 +103,12 @@ def call_originate_request(*, user, phone: str, client_id: int | None = None) ->
         target = dial_target(phone, region=settings.PHONE_REGION, rules=settings.DIAL_RULES)
     except NotDiallable as error:
         return OriginateAnswer("refused", str(error))
-    if not cache.add(f"originate:{user.pk}:{target.number}", True, settings.ORIGINATE_WINDOW_SECONDS):
+    once = f"originate:{user.pk}:{target.number}"
+    if not cache.add(once, True, settings.ORIGINATE_WINDOW_SECONDS):
         return OriginateAnswer("duplicate", _("Already dialling %(phone)s.") % {"phone": phone_display(target.number)})
+    if originates_this_minute(user.pk) > settings.ORIGINATE_PER_MINUTE:
+        cache.delete(once)
+        return OriginateAnswer("refused", _("Too many calls in a minute: wait a little and try again."))
     client = Client.objects.filter(pk=client_id).first() if client_id else None
     call = Call.objects.create(
         linkedid=f"sc-{uuid.uuid4().hex}", direction=Call.Direction.OUT, phone=target.number, extension=operator.extension,
@@ -114,6 +118,17 @@ def call_originate_request(*, user, phone: str, client_id: int | None = None) ->
 
     transaction.on_commit(lambda: originate_call.delay(call.pk, target.dial))
     return OriginateAnswer("dialling", _("Your phone will ring: pick it up to call %(phone)s.") % {"phone": phone_display(target.number)}, call.pk)
+
+
+def originates_this_minute(user_id: int) -> int:
+    """Count this operator's click-to-calls in the minute since the first of them, this one included."""
+    key = f"originate-rate:{user_id}"
+    cache.add(key, 0, 60)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 60)
+        return 1
 
 
 def call_originate(*, call_id: int, dial: str) -> None:

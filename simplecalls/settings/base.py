@@ -145,6 +145,7 @@ DIAL_RULES = dial_rules_from_env(env, PHONE_REGION)
 ORIGINATE_CONTEXT = dialplan_name_from_env(env, "ORIGINATE_CONTEXT", "from-internal")
 ORIGINATE_RING_SECONDS = env_int(env, "ORIGINATE_RING_SECONDS", 30, high=300)
 ORIGINATE_WINDOW_SECONDS = env_int(env, "ORIGINATE_WINDOW_SECONDS", 15, high=3600)
+ORIGINATE_PER_MINUTE = env_int(env, "ORIGINATE_PER_MINUTE", 10, high=1000)
 
 # Phones not listed in the operator table count as operators' phones when their endpoint matches this.
 EXTENSION_PATTERN = regex_from_env(env, "EXTENSION_PATTERN", r"^\d{2,6}$")

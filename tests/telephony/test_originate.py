@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.urls import reverse
 
@@ -15,6 +16,12 @@ from tests.helpers import wait_for
 from tests.telephony.test_pbx_listen import RunningListener, logged_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """The duplicate and rate counters live in the cache, which outlives the test database (user ids repeat)."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -129,3 +136,13 @@ def test_an_operator_without_an_extension_is_told_to_ask_an_administrator(client
 def test_it_needs_a_login_and_a_post(client):
     assert client.post(reverse("telephony:originate"), {"phone": "84951234567"}).status_code == 302
     assert client.get(reverse("telephony:originate")).status_code in (302, 405)
+
+
+def test_an_operator_clicking_more_than_the_limit_in_a_minute_is_refused(pbx, operators, settings):
+    settings.ORIGINATE_PER_MINUTE = 3
+    pbx.simulator.engine.set_outcome("*", extension="failed")  # nobody needs to pick up
+
+    answers = [call_originate_request(user=operators[0], phone=f"8495123456{n}").status for n in range(5)]
+
+    assert answers[:3] == ["dialling"] * 3 and answers[3:] == ["refused"] * 2
+    assert call_originate_request(user=operators[1], phone="84951234560").status == "dialling", "the limit is each operator's"
