@@ -5,7 +5,10 @@ from contextlib import contextmanager
 import pytest
 
 from telephony.ami import AMIConfig
+from telephony.listener import Listener
+from telephony.management.commands.pbx_listen import run
 from telephony.simulator import Simulator
+from tests.helpers import wait_for
 
 USERNAME, SECRET = "simplecalls", "s3cret"
 
@@ -55,3 +58,29 @@ def running_simulator(**options):
 def simulator(tmp_path):
     with running_simulator(time_scale=0.01, cdr_csv=str(tmp_path / "Master.csv"), recordings_dir=str(tmp_path / "recordings")) as running:
         yield running
+
+
+class RunningListener:
+    def __init__(self, config, listener=None):
+        self.stop = threading.Event()
+        self.listener = listener or Listener()
+        self.thread = threading.Thread(target=run, args=(self.stop, config, self.listener), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the listener stops when asked"
+
+
+def logged_in(simulator, timeout=10.0):
+    """The listener is logged in: a call placed now is heard from its first event."""
+    wait_for(lambda: any(session.authenticated for session in simulator.simulator.sessions), timeout)
+
+
+@pytest.fixture
+def listening(simulator, operators):
+    listener = RunningListener(simulator.config())
+    logged_in(simulator)
+    yield simulator
+    listener.close()

@@ -13,7 +13,6 @@ from simplecalls.celery import app
 from telephony.ami import AMIConnection
 from telephony.services import call_originate_request
 from tests.helpers import wait_for
-from tests.telephony.test_pbx_listen import RunningListener, logged_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,14 +34,6 @@ def pbx(simulator, settings):
     app.conf.task_always_eager = eager
 
 
-@pytest.fixture
-def listening(pbx, operators):
-    listener = RunningListener(pbx.config())
-    logged_in(pbx)
-    yield pbx
-    listener.close()
-
-
 def outcome(simulator, **headers):
     ami = AMIConnection(simulator.config())
     ami.connect()
@@ -61,7 +52,7 @@ def originate(http, phone, **fields):
     ({"Outcome": "no_answer"}, "no_answer"),
     ({"Outcome": "busy"}, "busy"),
 ])
-def test_a_click_logs_the_call_at_once_and_the_listener_completes_the_same_row(client, listening, operators, headers, disposition):
+def test_a_click_logs_the_call_at_once_and_the_listener_completes_the_same_row(client, pbx, listening, operators, headers, disposition):
     outcome(listening, **headers)
     savitskaya = Client.objects.create(last_name="Савицкая", phone_mobile="+74951234567")
     client.force_login(operators[0])
@@ -94,8 +85,7 @@ def pbx_cdr(simulator) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_ten_simultaneous_clicks_make_one_call(listening, operators):
-    pbx = listening
+def test_ten_simultaneous_clicks_make_one_call(pbx, listening, operators):
     answers = []
 
     def click():

@@ -1,6 +1,5 @@
 """The listener end to end: the simulator over TCP, the real AMI client, the database."""
 
-import threading
 import time
 
 import pytest
@@ -9,38 +8,11 @@ from history.models import Call
 from telephony.cdr import read_csv
 from telephony.leader import Lease
 from telephony.listener import Listener
-from telephony.management.commands.pbx_listen import run
 from telephony.models import Operator
 from tests.helpers import wait_for
-from tests.telephony.conftest import RunningSimulator, running_simulator
+from tests.telephony.conftest import RunningListener, RunningSimulator, logged_in, running_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class RunningListener:
-    def __init__(self, config, listener=None):
-        self.stop = threading.Event()
-        self.listener = listener or Listener()
-        self.thread = threading.Thread(target=run, args=(self.stop, config, self.listener), daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "the listener stops when asked"
-
-
-def logged_in(simulator, timeout=10.0):
-    """The listener is logged in: a call placed now is heard from its first event."""
-    wait_for(lambda: any(session.authenticated for session in simulator.simulator.sessions), timeout)
-
-
-@pytest.fixture
-def listening(simulator, operators):
-    listener = RunningListener(simulator.config())
-    logged_in(simulator)
-    yield simulator
-    listener.close()
 
 
 def ended(linkedid):
