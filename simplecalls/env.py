@@ -40,6 +40,19 @@ def env_int(environ: Mapping[str, str], name: str, default: int, *, low: int = 1
     return value
 
 
+def env_float(environ: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number; got {raw!r}") from None
+    if not low <= value <= high:  # nan fails this too
+        raise ImproperlyConfigured(f"{name} must be between {low:g} and {high:g}; got {raw}")
+    return value
+
+
 def env_list(environ: Mapping[str, str], name: str, default: list[str]) -> list[str]:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -61,6 +74,9 @@ def database_from_env(environ: Mapping[str, str], sqlite_path: str) -> dict:
     """The database; connections are closed after each request (CONN_MAX_AGE 0), as Django advises under ASGI.
 
     Commands such as pbx_listen serve no requests, so each of their threads keeps its connection.
+    With DATABASE_POOL_SIZE (web processes on PostgreSQL) a request borrows an open connection from
+    a pool of that many instead of opening its own: the fork and login of a PostgreSQL backend per
+    request is most of a short request's cost.
     """
     url = environ.get("DATABASE_URL", "").strip()
     if not url:
@@ -73,6 +89,11 @@ def database_from_env(environ: Mapping[str, str], sqlite_path: str) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {error}") from None
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
         raise ImproperlyConfigured(f"DATABASE_URL names no database; got {url!r}")
+    pool = env_int(environ, "DATABASE_POOL_SIZE", 0, low=0, high=100)
+    if pool and config["ENGINE"] == "django.db.backends.postgresql":
+        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool, "timeout": 10}
+        # Each connection is checked as it leaves the pool: one the server dropped meanwhile is replaced, not handed out.
+        config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

@@ -19,7 +19,8 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asterisk.manager
@@ -206,7 +207,9 @@ class AMIConnection(asterisk.manager.Manager):
         if not self._connected.is_set():
             raise AMIConnectError(f"{self.config.address}: not connected")
         headers = {**cdict, **kwargs}
-        action_id = f"{self._id_prefix}-{next(self._ids)}"
+        # A caller's own ActionID (unique among its pending actions) is kept: events quote it back.
+        given = next((header_value(value) for key, value in headers.items() if key.lower() == "actionid"), "")
+        action_id = given or f"{self._id_prefix}-{next(self._ids)}"
         lines = []
         for key, value in headers.items():
             if key.lower() == "actionid":
@@ -371,3 +374,44 @@ def connect_with_retry(
             break
         delay = min(delay * 2, max_delay)
     return None
+
+
+_shared: AMIConnection | None = None
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def shared_connection(config: AMIConfig) -> Iterator[AMIConnection]:
+    """This process's logged-in connection to the PBX, kept from one use to the next (Celery tasks' originates).
+
+    Made on first use, with events off, and made anew once the PBX has dropped it or `config` has
+    changed; an AMIError in the block closes it (the error goes on), so the next use starts afresh.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.config != config or not _shared._connected.is_set():
+            if _shared is not None:
+                _shared.close()
+                _shared = None
+            _shared = _sending_only(config)
+        connection = _shared
+    try:
+        yield connection
+    except AMIError:
+        with _shared_lock:
+            if _shared is connection:
+                _shared = None
+        connection.close()
+        raise
+
+
+def _sending_only(config: AMIConfig) -> AMIConnection:
+    connection = AMIConnection(config)
+    try:
+        connection.connect()
+        connection.login()
+        connection.send_action({"Action": "Events", "EventMask": "off"})  # nothing reads them: the PBX need not send them
+    except AMIError:
+        connection.close()
+        raise
+    return connection

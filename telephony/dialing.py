@@ -16,9 +16,12 @@ from django.utils.translation import gettext as _
 
 from clients.phones import phone_e164
 
-EXTENSION = re.compile(r"[\s,;]*(?:доб(?:авочный)?\.?|ext(?:ension)?\.?|x|#)\s*(\d{1,8})\s*$", re.IGNORECASE)
+EXTENSION = re.compile(r"[\s,;]*(?:доб(?:авочный)?\.?|ext(?:ension)?\.?|x|#)\s*([0-9]{1,8})\s*$", re.IGNORECASE)
 DIALLABLE = re.compile(r"\+?\d{3,20}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# A click-to-call's linkedid (the Originate's ChannelId and ActionID) starts so: the listener tells its operator how it goes.
+CLICK_TO_CALL = "sc-"
 
 DialRules = Sequence[tuple[str, str]]
 

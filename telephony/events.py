@@ -100,6 +100,7 @@ class CallState:
     extension: str | None = None
     started_at: datetime | None = None
     answered_at: datetime | None = None
+    operator_answered_at: datetime | None = None    # outgoing: the operator's own phone picked up
     ended_at: datetime | None = None
     duration: int = 0
     billsec: int = 0
@@ -120,8 +121,8 @@ class CallState:
 def _public(call: CallState) -> tuple:
     # The lists and sets only grow, so their lengths are enough to see a change.
     return (call.direction, call.phone, call.caller_name, len(call.extensions_rung),
-            call.extension, call.started_at, call.answered_at, call.ended_at,
-            call.disposition, call.recording, len(call.uniqueids), call.is_over)
+            call.extension, call.started_at, call.answered_at, call.operator_answered_at,
+            call.ended_at, call.disposition, call.recording, len(call.uniqueids), call.is_over)
 
 
 class CallTracker:
@@ -355,6 +356,9 @@ def _derive(call: CallState) -> None:
                 and (answerer is None or channel.answered_at < answerer.answered_at)):
             answerer = channel
     call.answered_at = answerer.answered_at if answerer else None
+    if call.direction == "out":
+        picked_up = [c.answered_at for c in channels.values() if c.kind == "ext" and c is not origin and c.answered_at]
+        call.operator_answered_at = min(picked_up, default=None)
 
     if call.direction == "in":
         call.phone, call.caller_name = origin.number, origin.name
@@ -406,6 +410,23 @@ def _derive(call: CallState) -> None:
             call.disposition = "failed"     # the operator picked up, but no outside line could be had
         else:
             call.disposition = "no_answer"     # e.g. the caller gave up before any dial
+
+
+def outgoing_stage(call: CallState) -> str:
+    """Where a click-to-call stands, for the operator's page.
+
+    The operator's phone rings first ("operator_ringing"), then the client's number
+    ("calling"), then they talk ("connected") until the call is "ended". A call that ends
+    unanswered says which leg failed: "operator_no_answer", "operator_busy" or
+    "operator_failed" for the operator's phone, "no_answer", "busy" or "failed" for the client.
+    """
+    if call.answered_at is not None:
+        return "ended" if call.is_over else "connected"
+    if not call.is_over:
+        return "calling" if call.operator_answered_at is not None else "operator_ringing"
+    if call.operator_answered_at is None:
+        return f"operator_{call.disposition}"
+    return call.disposition
 
 
 class OperatorPhones:

@@ -23,10 +23,12 @@ from history.models import Call
 from history.services import calls_add_rung, calls_close, calls_link_clients, calls_save_from_pbx, recording_add
 from telephony import realtime
 from telephony.ami import AMIConnection, AMIError
-from telephony.events import CallState, CallTracker
+from telephony.events import CallState, CallTracker, outgoing_stage
+from telephony.messages import originate_status
 from telephony.leader import FenceError, Lease
 from telephony.models import Operator
 from telephony.reconcile import cdr_reconcile_recent
+from telephony.dialing import CLICK_TO_CALL
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Sent:
     told: list[int] = field(default_factory=list)  # every operator shown the call, in the order they were
     answered: bool = False
     over: bool = False
+    stage: str = ""  # a click-to-call's last originate.status
     client_looked_up: bool = False
     clients: list = field(default_factory=list)  # the caller's matches, for the live messages
     client_id: int | None = None  # the one match, linked to the call
@@ -267,6 +270,11 @@ class Listener:
         if state.is_over and not sent.over:
             sent.over = True
             news += [(user_id, "call.ended") for user_id in sent.told]
+        if call.linkedid.startswith(CLICK_TO_CALL) and call.operator_id is not None:
+            stage = outgoing_stage(state)
+            if stage != sent.stage:
+                sent.stage = stage
+                news.append((call.operator_id, f"originate.{stage}"))
         return news
 
     def repair(self, ami: AMIConnection) -> None:
@@ -304,6 +312,8 @@ class Listener:
             log.info("closed %d calls left open that the PBX no longer has", closed)
 
     def message(self, kind: str, call: Call, clients: list) -> dict:
+        if kind.startswith("originate."):
+            return originate_status(kind.partition(".")[2], call, clients)
         message = realtime.call_message(kind, call, clients)
         if kind == "call.taken":
             message["taken_by"] = self._names.get(call.operator_id, "")

@@ -8,10 +8,11 @@ import datetime
 from django.utils import timezone
 
 from clients.models import Client
-from clients.phones import phone_normalize
+from clients.phones import phone_display, phone_normalize
 from clients.services import client_find_by_phone, clients_by_phones
 from history.models import Call
 from history.services import calls_awaiting_registration, operators_to_handle
+from telephony.dialing import CLICK_TO_CALL
 
 # A call still open after this long lost its end with the PBX link; it is no longer "in progress".
 IN_PROGRESS_AT_MOST = datetime.timedelta(hours=12)
@@ -19,12 +20,13 @@ IN_PROGRESS_AT_MOST = datetime.timedelta(hours=12)
 
 def call_payload(call: Call) -> dict:
     return {
-        "id": call.pk, "linkedid": call.linkedid, "direction": call.direction, "phone": call.phone,
+        "id": call.pk, "linkedid": call.linkedid, "direction": call.direction, "phone": call.phone, "phone_shown": phone_display(call.phone),
         "extension": call.extension, "disposition": call.disposition, "client_id": call.client_id,
         "started_at": call.started_at.isoformat() if call.started_at else None,
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration": call.duration, "registered": call.registered_at is not None,
+        "started_shown": timezone.localtime(call.started_at).strftime("%d.%m.%Y %H:%M:%S") if call.started_at else "",
     }
 
 
@@ -42,6 +44,13 @@ def call_message(kind: str, call: Call, clients: list[Client] | None = None) -> 
     if clients is None:
         clients = [call.client] if call.client_id else client_find_by_phone(call.phone)
     return {"type": kind, "call": call_payload(call), "clients": [client_payload(client) for client in clients]}
+
+
+def originate_status(status: str, call: Call, clients: list[Client] | None = None, reason: str = "") -> dict:
+    """Where the operator's click-to-call stands (see telephony.events.outgoing_stage), or why the PBX was not asked."""
+    message = call_message("originate.status", call, clients)
+    message["status"], message["reason"] = status, reason
+    return message
 
 
 def call_changed_messages(call_id: int, kinds: list[str]) -> list[tuple[int, dict]]:
@@ -65,11 +74,17 @@ def call_closed_messages(call_id: int) -> list[tuple[int, dict]]:
 def catch_up_messages(user_id: int) -> list[dict]:
     """On every (re)connect: the operator's calls still in progress, then those awaiting registration."""
     since = timezone.now() - IN_PROGRESS_AT_MOST
-    active = Call.objects.filter(operators_to_handle(user_id), ended_at__isnull=True, started_at__gte=since, disposition__in=["ringing", "answered"])
+    active = Call.objects.filter(
+        operators_to_handle(user_id), ended_at__isnull=True, started_at__gte=since, disposition__in=["ringing", "answered"], dismissed_at__isnull=True,
+    )
     active = list(active.select_related("client__card_type").order_by("started_at"))
     pending = list(calls_awaiting_registration(user_id))
     clients = callers([*active, *pending])
     messages = [call_message("call.answered" if call.answered_at else "call.ringing", call, clients[call.pk]) for call in active]
+    messages += [
+        originate_status("connected" if call.answered_at else "dialling", call, clients[call.pk])
+        for call in active if call.linkedid.startswith(CLICK_TO_CALL) and call.operator_id == user_id
+    ]
     messages.append({"type": "calls.pending", "calls": [call_message("call.ended", call, clients[call.pk]) for call in pending]})
     return messages
 

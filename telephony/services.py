@@ -17,10 +17,10 @@ from django.utils.translation import gettext as _
 from clients.models import Client
 from clients.phones import phone_display
 from history.models import Call
-from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client
+from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client, calls_dismiss_pending
 from telephony import messages, realtime
-from telephony.ami import AMIConfig, AMIConnection, dial_number
-from telephony.dialing import NotDiallable, dial_target
+from telephony.ami import AMIConfig, AMIConnection, dial_number, shared_connection
+from telephony.dialing import CLICK_TO_CALL, DialTarget, NotDiallable, dial_target
 
 DEMO_SCENARIOS = frozenset({"inbound_answered", "inbound_missed"})
 # A caller-ID name is quoted in the Originate: what would end the quote or the name goes.
@@ -58,6 +58,14 @@ def call_close(*, call: Call) -> None:
     """Closed without registering: the call stops being pending, and every form on it closes."""
     call_dismiss(call)
     transaction.on_commit(lambda: realtime.call_closed(call.pk))
+
+
+def calls_pending_clear(*, user) -> int:
+    """«Clear» on the list of calls while you were away: each is closed without registering, on every page."""
+    with transaction.atomic():
+        ids = calls_dismiss_pending(user.pk)
+        transaction.on_commit(lambda: [realtime.call_closed(pk) for pk in ids])
+    return len(ids)
 
 
 def demo_call_place(*, extension: str, scenario: str, known_caller: bool) -> None:
@@ -111,12 +119,13 @@ def call_originate_request(*, user, phone: str, client_id: int | None = None) ->
         return OriginateAnswer("refused", _("Too many calls in a minute: wait a little and try again."))
     client = Client.objects.filter(pk=client_id).first() if client_id else None
     call = Call.objects.create(
-        linkedid=f"sc-{uuid.uuid4().hex}", direction=Call.Direction.OUT, phone=target.number, extension=operator.extension,
+        linkedid=f"{CLICK_TO_CALL}{uuid.uuid4().hex}", direction=Call.Direction.OUT, phone=target.number, extension=operator.extension,
         operator=user, client=client, started_at=timezone.now(),
     )
     from telephony.tasks import originate_call  # the task module calls back into this one
 
-    transaction.on_commit(lambda: originate_call.delay(call.pk, target.dial))
+    action = originate_action(call, target)
+    transaction.on_commit(lambda: originate_call.delay(call.pk, action))
     return OriginateAnswer("dialling", _("Your phone will ring: pick it up to call %(phone)s.") % {"phone": phone_display(target.number)}, call.pk)
 
 
@@ -131,35 +140,39 @@ def originates_this_minute(user_id: int) -> int:
         return 1
 
 
-def call_originate(*, call_id: int, dial: str) -> None:
-    """Ask the PBX to ring the operator's phone, then dial `dial` (digits only) on the trunk.
+def originate_action(call: Call, target: DialTarget) -> dict:
+    """The AMI Originate that rings the operator's phone, then dials the number on the trunk.
 
-    Our call's linkedid is the originated channel's Uniqueid (ChannelId), so the listener fills in
-    the very row the request logged. Raises AMIError when the PBX cannot be reached.
+    Our call's linkedid is the originated channel's Uniqueid (ChannelId) and the ActionID, so the
+    listener fills in the very row the request logged. An extension goes in SIMPLECALLS_DTMF, for
+    the dialplan's Dial(…,D(${SIMPLECALLS_DTMF})) to send once the client answers (docs/pbx.md §4).
+    Built where the call is logged, so that the worker sending it needs no database.
     """
-    call = Call.objects.select_related("client").get(pk=call_id)
     context = settings.ORIGINATE_CONTEXT
     caller_name = CALLER_NAME_UNSAFE.sub(" ", str(call.client) if call.client_id else "").strip()
-    ami = AMIConnection(AMIConfig.from_settings())
-    try:
-        ami.connect()
-        ami.login()
-        response = ami.send_action({
-            "Action": "Originate", "Channel": f"Local/{dial_number(call.extension)}@{context}", "Context": context,
-            "Exten": dial_number(dial), "Priority": "1", "Async": "true", "Timeout": settings.ORIGINATE_RING_SECONDS * 1000,
-            "CallerID": f'"{caller_name}" <{dial_number(call.phone)}>', "ChannelId": call.linkedid,
-            "Variable": f"SIMPLECALLS_CALL={call.pk}",
-        })
-    finally:
-        ami.close()
+    variables = [f"SIMPLECALLS_CALL={call.pk}"]
+    # Only 0-9 reach the header: \d and str.isdigit would pass other scripts' digits too.
+    if digits := re.sub(r"[^0-9]", "", target.extension):
+        pauses = "w" * round(settings.ORIGINATE_DTMF_PAUSE / 0.5)  # each `w` is half a second of D()'s waiting
+        variables.append(f"SIMPLECALLS_DTMF={pauses}{digits}")
+    return {
+        "Action": "Originate", "Channel": f"Local/{dial_number(call.extension)}@{context}", "Context": context,
+        "Exten": dial_number(target.dial), "Priority": "1", "Async": "true", "Timeout": settings.ORIGINATE_RING_SECONDS * 1000,
+        "CallerID": f'"{caller_name}" <{dial_number(call.phone)}>', "ChannelId": call.linkedid, "ActionID": call.linkedid,
+        "Variable": variables,
+    }
+
+
+def call_originate(*, call_id: int, action: dict) -> None:
+    """Send the click-to-call's Originate (`originate_action`). Raises AMIError when the PBX cannot be reached."""
+    with shared_connection(AMIConfig.from_settings()) as ami:
+        response = ami.send_action(action)
     if response.get_header("Response") != "Success":
-        call_originate_failed(call_id=call.pk, reason=response.get_header("Message", ""))
+        call_originate_failed(call_id=call_id, status="refused", reason=response.get_header("Message", ""))
 
 
-def call_originate_failed(*, call_id: int, reason: str) -> None:
-    """The PBX refused or could not be reached: the call ends as failed, and the operator is told."""
-    now = timezone.now()
-    Call.objects.filter(pk=call_id, ended_at__isnull=True).update(disposition=Call.Disposition.FAILED, ended_at=now)
-    call = Call.objects.get(pk=call_id)
-    message = {"type": "originate.status", "status": "failed", "reason": reason, "call": messages.call_payload(call), "clients": []}
-    realtime.send_many([(call.operator_id, message)])
+def call_originate_failed(*, call_id: int, status: str, reason: str) -> None:
+    """The PBX could not be reached ("unreachable") or refused the Originate ("refused"): the call ends as failed, and its operator is told."""
+    Call.objects.filter(pk=call_id, ended_at__isnull=True).update(disposition=Call.Disposition.FAILED, ended_at=timezone.now())
+    call = Call.objects.select_related("client__card_type").get(pk=call_id)
+    realtime.send_many([(call.operator_id, messages.originate_status(status, call, reason=reason))])

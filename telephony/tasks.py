@@ -11,11 +11,11 @@ def reconcile_cdr() -> dict[str, int] | None:
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=1)
-def originate_call(self, call_id: int, dial: str) -> None:
+def originate_call(self, call_id: int, action: dict) -> None:
     try:
-        call_originate(call_id=call_id, dial=dial)
+        call_originate(call_id=call_id, action=action)
     except AMIError as error:
         if self.request.retries >= self.max_retries or self.request.is_eager:
-            call_originate_failed(call_id=call_id, reason=str(error))
+            call_originate_failed(call_id=call_id, status="unreachable", reason=str(error))
         else:
             raise self.retry(exc=error)

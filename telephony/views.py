@@ -33,6 +33,8 @@ def panel(request, call: Call, *, registration=None, caller=None, search: str = 
     client = clients[0] if len(clients) == 1 else None
     if client is None and caller is None:
         caller = CallerForm(prefix="caller", initial={"phone_mobile": call.phone})
+    if client is not None and not call.caller_kind and registration is None:
+        registration = RegistrationForm(instance=call, initial={"caller_kind": Call.CallerKind.REGULAR})
     context = {
         "call": call,
         "clients": clients,
@@ -91,6 +93,14 @@ def call_close(request, pk):
     """The operator closed the form without registering: the call stops being pending."""
     services.call_close(call=visible_call(request, pk))
     return done()
+
+
+@login_required
+@require_POST
+def pending_clear(request):
+    """Close every call waiting in «Calls while you were away» at once."""
+    services.calls_pending_clear(user=request.user)
+    return HttpResponse(status=204)
 
 
 @login_required

@@ -13,6 +13,7 @@ from simplecalls.env import (
     channel_prefix_from_env,
     database_from_env,
     env_bool,
+    env_float,
     env_int,
     phone_region_from_env,
     redis_url_from_env,
@@ -24,6 +25,16 @@ SQLITE = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/simplecalls/var/
 
 def test_no_database_url_means_the_embedded_sqlite_file():
     assert database_from_env({}, "/tmp/x.sqlite3") == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/x.sqlite3"}
+
+
+def test_web_processes_may_borrow_connections_from_a_pool():
+    url = {"DATABASE_URL": "postgres://root@127.0.0.1:5432/calls"}
+    assert "pool" not in database_from_env(url, "").get("OPTIONS", {})
+    pooled = database_from_env(url | {"DATABASE_POOL_SIZE": "8"}, "")
+    assert (pooled["OPTIONS"]["pool"], pooled["CONN_HEALTH_CHECKS"]) == ({"min_size": 1, "max_size": 8, "timeout": 10}, True)
+    assert "OPTIONS" not in database_from_env({"DATABASE_POOL_SIZE": "8"}, "/tmp/x.sqlite3"), "SQLite has no pool"
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_POOL_SIZE"):
+        database_from_env(url | {"DATABASE_POOL_SIZE": "many"}, "")
 
 
 def test_a_postgres_url_becomes_a_postgresql_database():
@@ -64,6 +75,9 @@ def test_with_debug_on_the_development_key_stands_in_for_a_missing_secret_key():
         (phone_region_from_env, {"PHONE_REGION": "XX"}, "PHONE_REGION"),
         (lambda e: env_int(e, "AMI_PORT", 5038), {"AMI_PORT": "five"}, "AMI_PORT"),
         (lambda e: env_int(e, "AMI_PORT", 5038), {"AMI_PORT": "70000"}, "AMI_PORT"),
+        (lambda e: env_float(e, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30), {"ORIGINATE_DTMF_PAUSE": "two"}, "ORIGINATE_DTMF_PAUSE"),
+        (lambda e: env_float(e, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30), {"ORIGINATE_DTMF_PAUSE": "31"}, "ORIGINATE_DTMF_PAUSE"),
+        (lambda e: env_float(e, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30), {"ORIGINATE_DTMF_PAUSE": "nan"}, "ORIGINATE_DTMF_PAUSE"),
         (lambda e: env_bool(e, "DEBUG", True), {"DEBUG": "maybe"}, "DEBUG"),
         (lambda e: channel_prefix_from_env(e, SQLITE), {"CHANNEL_PREFIX": "Salon-North"}, "CHANNEL_PREFIX"),
         (lambda e: channel_prefix_from_env(e, SQLITE), {"CHANNEL_PREFIX": "salon:north"}, "CHANNEL_PREFIX"),
@@ -80,6 +94,8 @@ def test_a_bad_value_names_its_variable(function, environ, variable):
 def test_good_values_are_read():
     assert env_bool({"DEBUG": "off"}, "DEBUG", True) is False
     assert env_int({"AMI_PORT": "5039"}, "AMI_PORT", 5038) == 5039
+    assert env_float({"ORIGINATE_DTMF_PAUSE": "1.5"}, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30) == 1.5
+    assert env_float({}, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30) == 2.0
     assert phone_region_from_env({"PHONE_REGION": "by"}) == "BY"
     assert redis_url_from_env({"REDIS_URL": "redis://127.0.0.1:6379/1"}) == "redis://127.0.0.1:6379/1"
 

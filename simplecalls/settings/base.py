@@ -14,6 +14,7 @@ from simplecalls.env import (
     dial_rules_from_env,
     dialplan_name_from_env,
     env_bool,
+    env_float,
     env_int,
     env_list,
     phone_region_from_env,
@@ -136,6 +137,9 @@ AMI_PORT = env_int(env, "AMI_PORT", 5038)
 AMI_USERNAME = env.get("AMI_USERNAME", "simplecalls")
 AMI_SECRET = env.get("AMI_SECRET", "simplecalls" if DEBUG else "")
 RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
+# Set behind nginx (e.g. "/protected-recordings/", an internal location aliased to RECORDINGS_DIR): the audio view
+# checks and audits, then nginx sends the bytes (X-Accel-Redirect). Empty: Django streams them itself.
+RECORDINGS_ACCEL_PREFIX = env.get("RECORDINGS_ACCEL_PREFIX", "")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
 # How an E.164 number becomes what the trunk dials: "prefix=replacement" rules, the first that fits wins.
 DIAL_RULES = dial_rules_from_env(env, PHONE_REGION)
@@ -146,6 +150,8 @@ ORIGINATE_CONTEXT = dialplan_name_from_env(env, "ORIGINATE_CONTEXT", "from-inter
 ORIGINATE_RING_SECONDS = env_int(env, "ORIGINATE_RING_SECONDS", 30, high=300)
 ORIGINATE_WINDOW_SECONDS = env_int(env, "ORIGINATE_WINDOW_SECONDS", 15, high=3600)
 ORIGINATE_PER_MINUTE = env_int(env, "ORIGINATE_PER_MINUTE", 10, high=1000)
+# Seconds between the client answering and the extension number ("доб. 123") being sent as DTMF.
+ORIGINATE_DTMF_PAUSE = env_float(env, "ORIGINATE_DTMF_PAUSE", 2.0, low=0, high=30)
 
 # Phones not listed in the operator table count as operators' phones when their endpoint matches this.
 EXTENSION_PATTERN = regex_from_env(env, "EXTENSION_PATTERN", r"^\d{2,6}$")

@@ -61,6 +61,17 @@ header names are case-insensitive, and every header is optional.
     once answered, the originated ;1 runs Context/Exten and dials Local/<number>@outbound,
     whose ;2 dials PJSIP/trunk/<number>. The outcomes above apply to it as well.
 
+    The Originate's Variable headers (repeated, or `A=1,B=2` in one, as Asterisk reads them) are
+    kept. With SIMPLECALLS_DTMF set (`wwww123`), the trunk Dial of either kind of originate plays
+    the dialplan's D(${SIMPLECALLS_DTMF}) (docs/pbx.md §4): once the outside party answers, each
+    `w` waits 0.5 s (times time_scale), then every digit goes to the trunk channel as DTMFBegin /
+    DTMFEnd (Direction: Sent, DurationMs: 100, class dtmf). A hang-up meanwhile stops the rest.
+
+    Action: SimDTMF
+    Exten: 84951234567           (required: the outside number, as the originate's Exten)
+    -> Response: Success / Message: DTMF received / Exten: … / Digits: 123
+       every digit that number has been sent so far ("" for none).
+
     Action: SimDrop
     -> Response: Success / Message: Dropping other sessions, then every other
        connection is closed abruptly (no Logoff).

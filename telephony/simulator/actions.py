@@ -162,6 +162,7 @@ async def originate_action(session: Session, request: Request) -> bool:
         other_channel_id=request.get("otherchannelid"),
         application=request.get("application"),
         data=request.get("data"),
+        variables=originate_variables(request),
     )
     asynchronous = protocol.is_true(request.get("async"))
     result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -202,6 +203,24 @@ def _originate_error(request: Request) -> str | None:
     if not request.get("application") and not (request.get("context") and priority):
         return "Originate with 'Exten' requires 'Context' and 'Priority'"
     return None
+
+
+def originate_variables(request: Request) -> dict[str, str]:
+    """Every `Variable:` header's `name=value` items, comma-separated or repeated, as manager.c reads them.
+
+    Like man_do_variable_value: an item without `=` or without a name is skipped, nothing is trimmed
+    but the header's leading blanks, and a later item wins. Every comma splits here, where Asterisk
+    would keep one inside quotes or brackets.
+    """
+    variables = {}
+    for name, value in request.lines:
+        if name.lower() != "variable":
+            continue
+        for item in value.lstrip().split(","):
+            key, equals, setting = item.partition("=")
+            if key and equals:
+                variables[key] = setting
+    return variables
 
 
 def _parse_callerid(value: str) -> tuple[str, str]:
@@ -328,6 +347,16 @@ async def sim_outcome(session: Session, request: Request) -> bool:
     return True
 
 
+async def sim_dtmf(session: Session, request: Request) -> bool:
+    exten = request.get("exten")
+    if not exten:
+        session.send(response(request, "Error", "Exten not specified"))
+        return True
+    digits = session.simulator.engine.dtmf_received.get(exten, "")
+    session.send(response(request, "Success", "DTMF received", extra=[("Exten", exten), ("Digits", digits)]))
+    return True
+
+
 async def sim_drop(session: Session, request: Request) -> bool:
     session.send(response(request, "Success", "Dropping other sessions"))
     session.flush()
@@ -349,5 +378,6 @@ ACTIONS: dict[str, tuple[Handler, str, str, str]] = {
     "simcall": (sim_call, "SimCall", "Simulator: play an inbound call", "originate,all"),
     "simload": (sim_load, "SimLoad", "Simulator: play many inbound calls", "originate,all"),
     "simoutcome": (sim_outcome, "SimOutcome", "Simulator: set how originates end", "originate,all"),
+    "simdtmf": (sim_dtmf, "SimDTMF", "Simulator: the DTMF an outside number was sent", "originate,all"),
     "simdrop": (sim_drop, "SimDrop", "Simulator: drop every other session", "originate,all"),
 }

@@ -94,6 +94,8 @@ class Engine:
         self.calls: dict[str, Call] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.outcomes: dict[str, Outcome] = {"*": Outcome()}
+        # Outside number -> the DTMF digits it has been sent after answering (SimDTMF reads it).
+        self.dtmf_received: dict[str, str] = {}
         self._cdr_sequence = itertools.count(0)
 
     # -- call registry ---------------------------------------------------------------------

@@ -92,9 +92,9 @@ def dial_phone(
     return Leg(phone, dst=caller.exten, dcontext=caller.context, lastdata=dial_data)
 
 
-def dial_trunk(pbx: Pbx, call: Call, caller: Channel, number: str, *, timeout: int = 30) -> Leg:
-    """`caller` runs Dial(PJSIP/trunk/<number>): the trunk channel and its DialBegin."""
-    dial_data = f"PJSIP/trunk/{number},{timeout}"
+def dial_trunk(pbx: Pbx, call: Call, caller: Channel, number: str, *, timeout: int = 30, options: str = "") -> Leg:
+    """`caller` runs Dial(PJSIP/trunk/<number>[,timeout,options]): the trunk channel and its DialBegin."""
+    dial_data = f"PJSIP/trunk/{number},{timeout}" + (f",{options}" if options else "")
     pbx.new_exten(caller, caller.context, caller.exten, "Dial", dial_data)
     trunk = pbx.new_channel(
         pbx.pjsip_name("trunk"), state=0, linkedid=call.linkedid, caller=(number, ""),

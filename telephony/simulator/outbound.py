@@ -6,7 +6,8 @@ Desk phone (`outbound_answered`): the operator's phone dials the number itself:
 Local chain: an Originate whose Channel is `Local/<ext>@click-to-call`. Its ;2 dials
 `Local/<ext>@from-internal`, whose ;2 dials the operator's phone; once the operator answers,
 the originated ;1 runs the originate's Context/Exten and dials `Local/<number>@outbound`, whose
-;2 dials `PJSIP/trunk/<number>`. The originated ;1's DialBegin/DialEnd carry Dest* fields only
+;2 dials `PJSIP/trunk/<number>`, with `D(${SIMPLECALLS_DTMF})` when the originate set it (the
+variable handed on by inheritance). The originated ;1's DialBegin/DialEnd carry Dest* fields only
 (docs/pbx.md §4). SimOutcome settings apply to both legs as for a plain originate.
 """
 
@@ -18,7 +19,7 @@ from .calls import Call, Engine, Outcome
 from .cdr import Cdr
 from .legs import answer, cancel, cdrs, dial_local, dial_phone, dial_trunk, endpoint_of, fail, open_local, ring
 from .pbx import Channel
-from .scenarios import BUSY_DELAY, INTERNAL_CONTEXT, OriginateRequest, Report, first_to_hang_up
+from .scenarios import BUSY_DELAY, INTERNAL_CONTEXT, OriginateRequest, Report, dtmf_option, first_to_hang_up, send_dtmf
 
 OUTBOUND_SCENARIOS = ("outbound_answered",)
 CHAIN_CONTEXT, OUTBOUND_CONTEXT = "click-to-call", "outbound"
@@ -124,7 +125,7 @@ async def originate_chain(engine: Engine, call: Call, req: OriginateRequest, out
         pbx.hangup_connected(one, 16)
         engine.write_cdrs(operator_rows() + cdrs(engine, call, one, out))
         return
-    out.inner.append(dial_trunk(pbx, call, out.two, req.exten, timeout=seconds))
+    out.inner.append(dial_trunk(pbx, call, out.two, req.exten, timeout=seconds, options=dtmf_option(req)))
     if outcome.outside == "busy":
         await call.sleep(min(outcome.ring, BUSY_DELAY))
         fail(pbx, one, out, "BUSY", 17)
@@ -140,6 +141,7 @@ async def originate_chain(engine: Engine, call: Call, req: OriginateRequest, out
         return
     trunk = out.inner[0].chan
     answer(pbx, one, [out, out.inner[0]])
+    await send_dtmf(engine, call, req, trunk)
     bridge = pbx.bridge_create()
     pbx.bridge_enter(bridge, one)
     pbx.bridge_enter(bridge, out.chan)

@@ -4,15 +4,16 @@ Inbound calls come in on `PJSIP/trunk-…` (context `from-trunk`, Exten = the DI
 every listed extension's phone at once (`PJSIP/<ext>`, or the endpoint the simulator's
 `endpoints` names for it); the first listed one answers. Originates ring the operator
 (through a Local ;1/;2 pair when the channel is `Local/…`), then dial the outside number on
-`PJSIP/trunk-…`. The caller, or the outside party, hangs up first unless a Hangup action
-says otherwise. Ring groups and queues are in groups.py, Local chains and desk-phone calls
-out in outbound.py.
+`PJSIP/trunk-…`; once the outside party answers, the originate's SIMPLECALLS_DTMF is sent to
+it as the dialplan's `D()` option would (`send_dtmf`, docs/pbx.md §4). The caller, or the
+outside party, hangs up first unless a Hangup action says otherwise. Ring groups and queues
+are in groups.py, Local chains and desk-phone calls out in outbound.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .calls import Call, Engine, Outcome
 from .cdr import Cdr
@@ -27,6 +28,11 @@ DID = "74951234500"
 BUSY_DELAY = 0.3
 
 DISPOSITION = {"answered": "ANSWERED", "no_answer": "NO ANSWER", "busy": "BUSY", "failed": "FAILED"}
+
+# The originate's channel variable holding what Dial's D() sends the outside party once it answers.
+DTMF_VARIABLE = "SIMPLECALLS_DTMF"
+DTMF_WAITS = {"w": 0.5, "W": 1.0}
+DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 
 
 def inbound_channel(engine: Engine, call: Call, caller: str, caller_name: str) -> Channel:
@@ -134,6 +140,7 @@ class OriginateRequest:
     other_channel_id: str
     application: str = ""
     data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 # Called once the operator leg's fate is known: (reason, originated channel or None).
@@ -242,7 +249,8 @@ async def _dial_outside(engine: Engine, call: Call, req: OriginateRequest, outco
     """The originate target runs on the operator's channel: Dial(PJSIP/trunk/<number>)."""
     pbx = engine.pbx
     timeout = req.timeout_ms / 1000
-    dial_data = f"PJSIP/trunk/{req.exten},{max(int(timeout), 1)}"
+    options = dtmf_option(req)
+    dial_data = f"PJSIP/trunk/{req.exten},{max(int(timeout), 1)}" + (f",{options}" if options else "")
     pbx.new_exten(one, req.context, req.exten, "Dial", dial_data)
 
     def row(trunk: Channel | None, disposition: str) -> list[Cdr]:
@@ -281,6 +289,7 @@ async def _dial_outside(engine: Engine, call: Call, req: OriginateRequest, outco
 
     pbx.set_state(trunk, 6)
     pbx.dial_end(one, trunk, "ANSWER")
+    await send_dtmf(engine, call, req, trunk)
     bridge = pbx.bridge_create()
     pbx.bridge_enter(bridge, one)
     pbx.bridge_enter(bridge, trunk)
@@ -289,6 +298,35 @@ async def _dial_outside(engine: Engine, call: Call, req: OriginateRequest, outco
     engine.save_recording(call, one)
     pbx.hangup_connected(first_to_hang_up(engine, call, trunk), call.hangup_cause)
     return row(trunk, "ANSWERED")
+
+
+def dtmf_option(req: OriginateRequest) -> str:
+    """The trunk Dial's `D(<digits>)` option when the originate set SIMPLECALLS_DTMF, else ""."""
+    dtmf = req.variables.get(DTMF_VARIABLE, "")
+    return f"D({dtmf})" if dtmf else ""
+
+
+async def send_dtmf(engine: Engine, call: Call, req: OriginateRequest, trunk: Channel) -> None:
+    """Dial's D(): the outside party has answered; wait out the `w`s, then send it each digit, as app.c's dtmf_stream does.
+
+    A quiet 100 ms first, 0.5 s per `w` (1 s per `W`), 100 ms of tone per digit and 250 ms between
+    digits, all scaled. A hang-up stops it; a digit already begun still ends, as ast_senddigit ends it.
+    """
+    dtmf = req.variables.get(DTMF_VARIABLE, "")
+    if not dtmf or await call.sleep(0.1):
+        return
+    pbx = engine.pbx
+    for char in dtmf:
+        if char in DTMF_WAITS:
+            if await call.sleep(DTMF_WAITS[char]):
+                return
+        elif char in DTMF_DIGITS:
+            pbx.emit("DTMFBegin", "dtmf", pbx.snapshot(trunk) + f"Digit: {char}\r\nDirection: Sent\r\n")
+            await call.sleep(0.1)
+            pbx.emit("DTMFEnd", "dtmf", pbx.snapshot(trunk) + f"Digit: {char}\r\nDurationMs: 100\r\nDirection: Sent\r\n")
+            engine.dtmf_received[req.exten] = engine.dtmf_received.get(req.exten, "") + char
+            if await call.sleep(0.25):
+                return
 
 
 def first_to_hang_up(engine: Engine, call: Call, default: Channel) -> Channel:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 
 from . import protocol
 from .actions import handle
@@ -59,7 +59,10 @@ class Session(asyncio.Protocol):
         self._auth_timer = loop.call_later(AUTH_TIMEOUT, self._auth_expired)
 
     def data_received(self, data: bytes) -> None:
+        on_action = self.simulator.on_action
         for request in self._parser.feed(data):
+            if on_action is not None:
+                on_action(request)
             self._requests.put_nowait(request)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,7 +130,12 @@ class Session(asyncio.Protocol):
 
 
 class Simulator:
-    """An AMI server that behaves like Asterisk 18 and plays scripted calls."""
+    """An AMI server that behaves like Asterisk 18 and plays scripted calls.
+
+    `on_action`, when given, is called on the event loop with every request (a `protocol.Request`)
+    as it arrives, before its session handles it: benchmarks time when an Originate reached the PBX.
+    It must be quick and must not raise.
+    """
 
     def __init__(
         self,
@@ -141,6 +149,7 @@ class Simulator:
         chanvariables: list[str] | None = None,
         time_scale: float = 1.0,
         endpoints: Mapping[str, str] | None = None,
+        on_action: Callable[[Request], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -148,6 +157,7 @@ class Simulator:
         self.secret = secret
         self.time_scale = time_scale
         self.sessions: set[Session] = set()
+        self.on_action = on_action
         self.pbx = Pbx(self._broadcast, chanvariables)
         self.engine = Engine(
             self.pbx, time_scale=time_scale, recordings_dir=recordings_dir, cdr_csv=cdr_csv, endpoints=endpoints,

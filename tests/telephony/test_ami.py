@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from telephony.ami import AMIAuthError, AMIConfig, AMIConnectError, AMIConnection, AMITimeout, connect_with_retry, dial_number, header_value
+from telephony.ami import AMIAuthError, AMIConfig, AMIConnectError, AMIConnection, AMITimeout, connect_with_retry, dial_number, header_value, shared_connection
 from tests.helpers import wait_for
 from tests.telephony.conftest import running_simulator
 
@@ -188,3 +188,44 @@ def test_the_pbx_tells_which_channels_are_alive(simulator):
     live = connection.live_channels()
     assert linkedid in live and len(live) >= 2, "the trunk's and the phone's Uniqueids, with their Linkedid"
     connection.close()
+
+
+def originate(connection, channel_id: str):
+    return connection.send_action({
+        "Action": "Originate", "Channel": "Local/100@from-internal", "Context": "from-internal",
+        "Exten": "84951234567", "Priority": "1", "Async": "true", "ChannelId": channel_id,
+    })
+
+
+def test_the_shared_connection_serves_many_originates_on_one_login_and_is_made_anew_once_dropped(simulator):
+    actions = []
+    simulator.simulator.on_action = lambda request: actions.append(request.action)
+    with shared_connection(simulator.config()) as first:
+        originate(first, "chan-1")
+    with shared_connection(simulator.config()) as second:
+        originate(second, "chan-2")
+    assert second is first and actions == ["Login", "Events", "Originate", "Originate"]
+
+    simulator.drop_connections()
+    wait_for(lambda: not first.connected())
+    with shared_connection(simulator.config()) as third:
+        assert originate(third, "chan-3").get_header("Response") == "Success"
+    assert third is not first and actions[4:] == ["Login", "Events", "Originate"]
+
+
+def test_an_ami_error_in_the_block_closes_the_shared_connection_and_the_next_use_logs_in_again(simulator):
+    with pytest.raises(AMITimeout):
+        with shared_connection(simulator.config()) as first:
+            first.send_action({"Action": "SimLoad", "Rate": "1", "Seconds": "2"}, timeout=0.2)
+    assert not first.connected()
+    with shared_connection(simulator.config()) as second:
+        assert second is not first and second.ping().get_header("Ping") == "Pong"
+
+
+def test_the_shared_connection_hears_no_events(simulator):
+    with shared_connection(simulator.config()) as connection:
+        events = []
+        connection.add_event_callback(events.append)
+        simulator.call("inbound_answered")
+        connection.ping()
+    assert events == []

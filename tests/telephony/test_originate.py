@@ -1,6 +1,8 @@
 """Click-to-call: POST /telephony/originate/ → a logged outgoing call → Originate at the simulator over TCP → the listener completes it."""
 
+import csv
 import threading
+from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
@@ -12,6 +14,8 @@ from history.models import Call
 from simplecalls.celery import app
 from telephony.ami import AMIConnection
 from telephony.services import call_originate_request
+from telephony.simulator.actions import originate_variables
+from telephony.simulator.protocol import Request
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -136,3 +140,114 @@ def test_an_operator_clicking_more_than_the_limit_in_a_minute_is_refused(pbx, op
 
     assert answers[:3] == ["dialling"] * 3 and answers[3:] == ["refused"] * 2
     assert call_originate_request(user=operators[1], phone="84951234560").status == "dialling", "the limit is each operator's"
+
+
+@contextmanager
+def pbx_events(simulator):
+    """Every event the PBX sends while the block runs, as a third-party AMI client sees them."""
+    events = []
+    ami = AMIConnection(simulator.config(), on_event=events.append)
+    ami.connect()
+    ami.login()
+    try:
+        yield events
+    finally:
+        ami.close()
+
+
+def ask_pbx(simulator, action: dict) -> dict:
+    ami = AMIConnection(simulator.config())
+    ami.connect()
+    ami.login()
+    try:
+        return ami.send_action(action).headers
+    finally:
+        ami.close()
+
+
+def trunk_dials(simulator) -> list[str]:
+    """The Dial data (CDR lastdata) of each PBX call that reached the trunk."""
+    path = simulator.simulator.engine.cdr.path
+    rows = list(csv.reader(path.read_text().splitlines())) if path.exists() else []
+    return [row[8] for row in rows if row[8].startswith("PJSIP/trunk/")]
+
+
+def answered_trunk(simulator) -> str | None:
+    async def find():
+        return next((chan.name for chan in simulator.simulator.pbx.channels.values() if chan.name.startswith("PJSIP/trunk-") and chan.state == 6), None)
+    return simulator.run(find())
+
+
+@pytest.mark.parametrize("context", ["from-internal", "click-to-call"])  # the simulator's plain originate, and its Local chain
+def test_an_extension_after_the_number_reaches_the_client_as_dtmf_once_they_answer(client, pbx, listening, operators, settings, context):
+    settings.ORIGINATE_CONTEXT = context
+    outcome(listening)
+    client.force_login(operators[0])
+
+    with pbx_events(listening) as events:
+        answer = originate(client, "+7 495 123-45-67 доб. 123")
+        wait_for(lambda: Call.objects.filter(pk=answer["call"], ended_at__isnull=False).exists(), timeout=15)
+
+    assert pbx.simulator.engine.dtmf_received == {"84951234567": "123"}
+    assert ask_pbx(pbx, {"Action": "SimDTMF", "Exten": "84951234567"})["Digits"] == "123"
+    dtmf = [event for event in events if event["Event"] in ("DTMFBegin", "DTMFEnd")]
+    assert [(event["Event"], event["Digit"], event["Direction"]) for event in dtmf] == [
+        (name, digit, "Sent") for digit in "123" for name in ("DTMFBegin", "DTMFEnd")
+    ]
+    assert {event["Channel"].rsplit("-", 1)[0] for event in dtmf} == {"PJSIP/trunk"}
+    assert all(event["DurationMs"] == "100" for event in dtmf if event["Event"] == "DTMFEnd")
+    trunk_answers = next(n for n, event in enumerate(events) if event["Event"] == "DialEnd" and event["DestChannel"].startswith("PJSIP/trunk-"))
+    assert events[trunk_answers]["DialStatus"] == "ANSWER" and trunk_answers < events.index(dtmf[0])
+    assert trunk_dials(pbx) == ["PJSIP/trunk/84951234567,30,D(wwww123)"]
+    assert Call.objects.get().disposition == "answered"
+
+
+def test_a_number_without_an_extension_sends_no_dtmf(client, pbx, listening, operators):
+    outcome(listening)
+    client.force_login(operators[0])
+
+    answer = originate(client, "+7 495 123-45-67")
+
+    wait_for(lambda: Call.objects.filter(pk=answer["call"], ended_at__isnull=False).exists(), timeout=15)
+    assert pbx.simulator.engine.dtmf_received == {}
+    assert ask_pbx(pbx, {"Action": "SimDTMF", "Exten": "84951234567"})["Digits"] == ""
+    assert trunk_dials(pbx) == ["PJSIP/trunk/84951234567,30"]
+
+
+@pytest.mark.parametrize("pause, waits", [(0, ""), (0.5, "w"), (1.2, "ww"), (2.0, "wwww"), (30, "w" * 60)])
+def test_the_pause_before_the_digits_is_originate_dtmf_pause_in_half_second_ws(pbx, operators, settings, pause, waits):
+    settings.ORIGINATE_DTMF_PAUSE = pause
+    outcome(pbx)
+
+    assert call_originate_request(user=operators[0], phone="8 495 123-45-67 ext. 45").status == "dialling"
+
+    wait_for(lambda: trunk_dials(pbx), timeout=15)
+    assert trunk_dials(pbx) == [f"PJSIP/trunk/84951234567,30,D({waits}45)"]
+    assert pbx.simulator.engine.dtmf_received == {"84951234567": "45"}
+
+
+def test_a_call_hung_up_before_the_digits_are_sent_sends_none(pbx, operators, settings):
+    settings.ORIGINATE_DTMF_PAUSE = 30  # sixty `w`s: 0.3 s at the simulator's time scale
+    outcome(pbx)
+
+    with pbx_events(pbx) as events:
+        assert call_originate_request(user=operators[0], phone="8 495 123-45-67 x45").status == "dialling"
+        wait_for(lambda: answered_trunk(pbx), timeout=15)
+        assert ask_pbx(pbx, {"Action": "Hangup", "Channel": answered_trunk(pbx)})["Response"] == "Success"
+        wait_for(lambda: trunk_dials(pbx), timeout=15)
+
+    assert pbx.simulator.engine.dtmf_received == {}
+    assert not [event for event in events if event["Event"].startswith("DTMF")]
+    assert any(event["Event"] == "Hangup" and event["Channel"].startswith("PJSIP/trunk-") for event in events)
+
+
+def test_the_simulator_reads_originate_variables_repeated_and_comma_separated_as_asterisk_does():
+    request = Request(lines=[
+        ("Action", "Originate"),
+        ("Variable", "SIMPLECALLS_CALL=7,SIMPLECALLS_DTMF=ww12"),
+        ("variable", "A=1=2"),
+        ("Channel", "Local/100@from-internal"),
+        ("VARIABLE", "no-equals,=nameless,B=,A=3"),
+    ])
+
+    assert originate_variables(request) == {"SIMPLECALLS_CALL": "7", "SIMPLECALLS_DTMF": "ww12", "A": "3", "B": ""}

@@ -38,3 +38,24 @@ def test_the_catch_up_takes_three_queries_however_many_calls_are_pending(operato
     assert waiting["type"] == "calls.pending"
     callers = {call["call"]["phone"]: [(client["name"], client["card_type"]) for client in call["clients"]] for call in waiting["calls"]}
     assert callers == {f"+7916{number:07d}": [(f"Клиент{number:02d}", "Золотая")] for number in range(pending)}
+
+
+def test_a_call_closed_during_the_call_does_not_pop_up_again_on_the_next_page(operator_user):
+    now = timezone.now()
+    Call.objects.create(linkedid="closed.1", direction="in", phone="+74957894561", operator=operator_user, started_at=now, dismissed_at=now)
+    Call.objects.create(linkedid="open.1", direction="in", phone="+74957894562", operator=operator_user, started_at=now)
+
+    messages = catch_up_messages(operator_user.pk)
+
+    assert [message["call"]["linkedid"] for message in messages if message["type"].startswith("call.")] == ["open.1"]
+
+
+def test_times_are_shown_in_the_servers_time_zone_whatever_the_browsers(operator_user, settings):
+    settings.TIME_ZONE = "Europe/Moscow"
+    started = datetime.datetime(2026, 12, 5, 21, 3, 4, tzinfo=datetime.timezone.utc)
+    Call.objects.create(linkedid="missed.tz", direction="in", phone="+74957894561", operator=operator_user, started_at=started, ended_at=started, disposition="no_answer")
+
+    [pending] = catch_up_messages(operator_user.pk)
+
+    call = pending["calls"][0]["call"]
+    assert (call["started_shown"], call["phone_shown"]) == ("06.12.2026 00:03:04", "+7 495 789-45-61")

@@ -257,6 +257,17 @@ async def test_logoff_says_goodbye_and_closes(client):
     assert await client.is_closed()
 
 
+async def test_on_action_is_told_of_each_request_as_it_arrives_before_it_is_handled(sim):
+    seen = []
+    sim.on_action = lambda request: seen.append((request.action, request.get("channelid"), any(s.authenticated for s in sim.sessions)))
+    connection = await Client.connect(sim)
+    await connection.login()
+    originate(connection, "o1", "84957894561", ChannelId="chan-1")
+    await connection.response("o1")
+    assert seen == [("Login", "", False), ("Originate", "chan-1", True)]
+    connection.close()
+
+
 async def test_events_off_at_login_suppresses_every_event(sim):
     quiet = await Client.connect(sim)
     await quiet.login(events="off")

@@ -1,4 +1,5 @@
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -131,3 +132,43 @@ def test_an_operator_cannot_open_another_operators_call(operator_client, django_
 def test_the_panel_needs_a_login(client, operator_user):
     call = make_call(operator_user)
     assert client.get(reverse("telephony:call_panel", args=[call.pk])).status_code == 302
+
+
+def test_a_known_caller_is_a_regular_client_unless_the_operator_chose_otherwise(operator_client, operator_user):
+    savitskaya = Client.objects.create(last_name="Савицкая", phone_mobile="+74957894561")
+    known, chosen = make_call(operator_user, client=savitskaya), make_call(operator_user, client=savitskaya, caller_kind="other")
+    unknown = make_call(operator_user, phone="+79031112233")
+
+    assert radio_checked(operator_client, known) == "regular"
+    assert radio_checked(operator_client, chosen) == "other"
+    assert radio_checked(operator_client, unknown) is None
+
+
+def radio_checked(http, call):
+    page = http.get(reverse("telephony:call_panel", args=[call.pk])).content.decode()
+    found = [tag for tag in re.findall(r"<input[^>]*name=\"caller_kind\"[^>]*>", page) if "checked" in tag]
+    return re.search(r'value="(\w+)"', found[0])[1] if found else None
+
+
+def test_the_pending_list_is_cleared_in_one_action_for_this_operator_only(operator_client, operator_user, django_user_model):
+    ended = timezone.now()
+    mine = [make_call(operator_user, ended_at=ended, disposition="no_answer") for _ in range(3)]
+    colleague = django_user_model.objects.create_user("colleague")
+    theirs = make_call(colleague, ended_at=ended, disposition="no_answer")
+    registered = make_call(operator_user, ended_at=ended, registered_at=ended)
+
+    response = operator_client.post(reverse("telephony:pending_clear"))
+
+    assert response.status_code == 204
+    for call in mine:
+        call.refresh_from_db()
+        assert call.dismissed_at is not None
+    theirs.refresh_from_db()
+    registered.refresh_from_db()
+    assert theirs.dismissed_at is None and registered.dismissed_at is None
+    assert operator_client.get(reverse("telephony:pending_clear")).status_code == 405
+
+
+def test_the_favicon_is_there(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/static/favicon.svg")

@@ -7,6 +7,7 @@ from daphne.management.commands.runserver import Command as RunserverCommand
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from simplecalls.celery import app as celery_app
 from telephony import realtime
 from telephony.ami import AMIConfig
 from telephony.management.commands.pbx_listen import run as run_listener
@@ -15,6 +16,8 @@ from telephony.simulator import Simulator
 
 log = logging.getLogger("telephony.run_embedded")
 RECONCILE_EVERY = 60.0
+# The simulator plays the operator's desk phone for click-to-call: picked up after a moment, then the client answers and talks a while.
+DEMO_RING_SECONDS, DEMO_TALK_SECONDS = 2.0, 15.0
 SIMULATOR_CDR = settings.VAR_DIR / "Master.csv"
 
 
@@ -26,6 +29,8 @@ class Command(RunserverCommand):
 
         # The in-memory channel layer only reaches consumers through that loop.
         realtime.attach_server_loop(twisted_loop)
+        # One process does everything here: click-to-call's task runs at once, with or without a Redis to queue it on.
+        celery_app.conf.task_always_eager = True
         if not settings.CDR_CSV:
             use_simulator_cdr(SIMULATOR_CDR)
         stop = threading.Event()
@@ -45,6 +50,7 @@ def serve_simulator(stop: threading.Event) -> None:
             host=settings.AMI_HOST, port=settings.AMI_PORT, username=settings.AMI_USERNAME, secret=settings.AMI_SECRET,
             cdr_csv=str(SIMULATOR_CDR), recordings_dir=str(settings.RECORDINGS_DIR),
         )
+        simulator.engine.set_outcome("*", ring=DEMO_RING_SECONDS, talk=DEMO_TALK_SECONDS)
         await simulator.start()
         log.info("PBX simulator on %s:%s", settings.AMI_HOST, simulator.port)
         while not stop.is_set():
