@@ -4,6 +4,9 @@ from django.db import models
 from phonenumber_field.formfields import PhoneNumberField as PhoneNumberFormField
 
 
+TYPED_MAX_LENGTH = 32  # as clients.phones.phone_e164 accepts
+
+
 class PhoneField(models.CharField):
     """A phone number stored as a plain E.164 string; its form field accepts any national form.
 
@@ -18,7 +21,10 @@ class PhoneField(models.CharField):
     def formfield(self, **kwargs):
         # A plain input shows back exactly what was typed when the form has an error.
         widget = forms.TextInput(attrs={"type": "tel"})
-        return super().formfield(**{"form_class": PhoneNumberFormField, "region": settings.PHONE_REGION, "widget": widget, **kwargs})
+        # The column's 16 characters hold E.164; what people type ("+7 (903) 123-45-67") is longer.
+        return super().formfield(**{
+            "form_class": PhoneNumberFormField, "region": settings.PHONE_REGION, "widget": widget, "max_length": TYPED_MAX_LENGTH, **kwargs,
+        })
 
     def to_python(self, value):
         # A form hands over a PhoneNumber; str() of it is E.164 (PHONENUMBER_DEFAULT_FORMAT).

@@ -27,13 +27,15 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
-from django.db.models import CharField, Lookup, Q
+from django.db.models import Q
 
-from clients.models import PHONE_FIELDS, AdSource, CardType, Client, search_name
+from clients.lookups import one_of
+from clients.models import PHONE_FIELDS, AdSource, CardType, Client, search_columns
 from clients.phones import phone_parse, phone_region
+from clients.signals import phones_changed
 
 
-NAME_FIELDS = {"last_name", "first_name", "middle_name"}
+SEARCH_SOURCES = {"last_name", "first_name", "middle_name", *PHONE_FIELDS, "card_number"}  # what the search keys derive from
 TEXT_FIELDS = {
     "last_name": 100, "first_name": 100, "middle_name": 100, "email": 254, "city": 100, "postcode": 20,
     "street": 200, "house": 20, "building": 20, "flat": 20, "card_number": 50, "comment": 10_000,
@@ -53,27 +55,6 @@ TRUE = {"1", "да", "yes", "true", "y", "д", "+"}
 FALSE = {"0", "нет", "no", "false", "n", "н", "-"}
 STATUS = {value: value for value in Client.Status.values} | {str(label).lower(): value for value, label in Client.Status.choices}
 BATCH = 5000
-
-
-@CharField.register_lookup
-class AnyOf(Lookup):
-    """`column = ANY(%s::text[])` with one array parameter, where `__in` would bind thousands (PostgreSQL).
-
-    The array goes as one literal string: the driver's per-element array dumping cost more than the query.
-    """
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        literal = "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in self.rhs) + "}"
-        return f"{lhs} = ANY(%s::text[])", [*params, literal]
-
-
-def one_of(name: str, values: set[str]) -> Q:
-    lookup = "any_of" if connection.vendor == "postgresql" else "in"
-    return Q(**{f"{name}__{lookup}": values})
 
 
 class RowError(ValueError):
@@ -196,6 +177,7 @@ class Upserter:
             self.index(row, by_card, by_phone)
         new: list[dict] = []
         changed: dict[int, set[str]] = {}
+        phones: set[str] = set()  # numbers clients gained or lost: their earlier calls may now have an owner
         for line, values in batch:
             self.resolve_dictionaries(values)
             try:
@@ -212,9 +194,12 @@ class Upserter:
                 if not changes:
                     self.report.unchanged += 1
                     continue
+                phones.update(value for name in PHONE_FIELDS if name in changes for value in (target.get(name), changes[name]) if value)
                 target.update(changes)
-                if NAME_FIELDS & changes.keys():
-                    changes["search_name"] = target["search_name"] = row_search_name(target)
+                if SEARCH_SOURCES & changes.keys():
+                    keys = search_columns(target)
+                    changes.update(keys)
+                    target.update(keys)
                 self.report.updated += 1
                 if target["id"] is not None:
                     changed.setdefault(target["id"], set()).update(changes)
@@ -224,6 +209,9 @@ class Upserter:
             fields = sorted(set().union(*changed.values()))
             objects = [Client(pk=pk, **model_values({name: existing[pk][name] for name in fields})) for pk in changed]
             Client.objects.bulk_update(objects, [model_field(name) for name in fields], batch_size=500)
+        phones.update(row[name] for row in new for name in PHONE_FIELDS if row.get(name))
+        if phones:
+            phones_changed.send(sender=Client, phones=phones)
 
     def existing_for(self, batch: list[tuple[int, dict]]) -> list[dict]:
         cards = {values["card_number"] for _, values in batch if values.get("card_number")}
@@ -257,7 +245,7 @@ class Upserter:
             return by_card[card]
         found = {id(row): row for name in PHONE_FIELDS if values.get(name) for row in by_phone.get(values[name], [])}
         if card:  # a client with another card who shares the phone is someone else, e.g. family
-            found = {key: row for key, row in found.items() if not row["card_number"]}
+            found = {key: row for key, row in found.items() if not row.get("card_number")}
         if len(found) > 1:
             raise RowError(f"its phone matches {len(found)} clients; add a card number to say which")
         return next(iter(found.values()), None)
@@ -275,10 +263,6 @@ class Upserter:
         self.report.errors.append((line, reason))
         if self.on_error:
             self.on_error(line, reason)
-
-
-def row_search_name(row: dict) -> str:
-    return search_name(row.get("last_name") or "", row.get("first_name") or "", row.get("middle_name") or "")
 
 
 def model_field(name: str) -> str:
@@ -305,7 +289,7 @@ def insert_clients(rows: list[dict]) -> None:
     sql = f"COPY {Client._meta.db_table} ({', '.join(connection.ops.quote_name(field.column) for field in fields)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
-            row["search_name"] = row_search_name(row)
+            row.update(search_columns(row))
             copy.write_row([
                 (empty if row[name] is None else row[name]) if name in row else default
                 for name, empty, default in columns

@@ -8,8 +8,47 @@ from clients.phones import phone_normalize
 PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work")
 
 
+def fold(text: str) -> str:
+    """Text as search compares it: any case, ё as е."""
+    return text.casefold().replace("ё", "е")
+
+
 def search_name(*parts: str) -> str:
-    return " ".join(part for part in parts if part).casefold()
+    return fold(" ".join(part for part in parts if part))
+
+
+def digits_reversed(phone: str | None) -> str | None:
+    """A phone's digits last first: its last digits become a prefix, which a plain index finds."""
+    if not phone:
+        return None
+    if phone[0] == "+" and phone[1:].isascii() and phone[1:].isdigit():  # E.164, nearly always
+        return phone[:0:-1]
+    return "".join(ch for ch in reversed(phone) if ch in "0123456789") or None
+
+
+# Stored search keys, derived from the fields in `search_columns`; every write fills them. Keys of
+# empty phones and cards are NULL, left out of their (partial) indexes.
+SEARCH_COLUMNS = ("search_name", "search_first_name", *(f"{name}_reversed" for name in PHONE_FIELDS), "search_card", "search_card_reversed")
+
+
+def search_columns(values) -> dict:
+    """The search keys for a client's field values (a mapping: a model's __dict__, an import row)."""
+    get = values.get
+    card = fold(get("card_number") or "") or None
+    return {
+        "search_name": search_name(get("last_name"), get("first_name"), get("middle_name")),
+        "search_first_name": fold(get("first_name") or ""),
+        "phone_mobile_reversed": digits_reversed(get("phone_mobile")),
+        "phone_home_reversed": digits_reversed(get("phone_home")),
+        "phone_work_reversed": digits_reversed(get("phone_work")),
+        "search_card": card,
+        "search_card_reversed": card and card[::-1],
+    }
+
+
+def prefix_index(name: str, *fields: str, **kwargs) -> models.Index:
+    """A btree that answers `prefix` lookups: PostgreSQL's LIKE needs the pattern operator class whatever the collation."""
+    return models.Index(fields=list(fields), name=name, opclasses=["varchar_pattern_ops"] * len(fields), **kwargs)
 
 
 class DictionaryEntry(models.Model):
@@ -92,8 +131,14 @@ class Client(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("responsible manager"), null=True, blank=True, related_name="managed_clients"
     )
     comment = models.TextField(_("comment"), blank=True)
-    # Case-folded name for search: SQLite's LIKE folds only ASCII, and Cyrillic names must match too.
+    # Search keys (clients.services.client_search), folded here because SQLite's LOWER and LIKE fold only ASCII.
     search_name = models.CharField(max_length=310, blank=True, editable=False)
+    search_first_name = models.CharField(max_length=100, blank=True, editable=False)
+    phone_mobile_reversed = models.CharField(max_length=16, null=True, blank=True, editable=False)
+    phone_home_reversed = models.CharField(max_length=16, null=True, blank=True, editable=False)
+    phone_work_reversed = models.CharField(max_length=16, null=True, blank=True, editable=False)
+    search_card = models.CharField(max_length=50, null=True, blank=True, editable=False)
+    search_card_reversed = models.CharField(max_length=50, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -109,21 +154,29 @@ class Client(models.Model):
             models.Index(fields=["card_number"], name="client_card_number_idx"),
             *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
               for name in PHONE_FIELDS),
+            prefix_index("client_search_name_idx", "search_name"),
+            prefix_index("client_search_first_name_idx", "search_first_name"),
+            *(prefix_index(f"client_{name.removeprefix('phone_')}_rev_idx", f"{name}_reversed",
+                           condition=models.Q(**{f"{name}_reversed__isnull": False}))
+              for name in PHONE_FIELDS),
+            prefix_index("client_search_card_idx", "search_card", condition=models.Q(search_card__isnull=False)),
+            prefix_index("client_search_card_rev_idx", "search_card_reversed", condition=models.Q(search_card_reversed__isnull=False)),
         ]
 
     def save(self, *args, **kwargs):
         self.prepare_for_save()
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "search_name"}
+            kwargs["update_fields"] = {*kwargs["update_fields"], *SEARCH_COLUMNS}
         super().save(*args, **kwargs)
 
     def prepare_for_save(self) -> None:
-        """Phones to E.164 (as typed if they cannot be parsed) and the search name, before any write."""
+        """Phones to E.164 (as typed if they cannot be parsed) and the search keys, before any write."""
         for name in PHONE_FIELDS:
             value = getattr(self, name)
             if value and not (value.startswith("+") and value[1:].isdigit()):
                 setattr(self, name, phone_normalize(value) or value)
-        self.search_name = search_name(self.last_name, self.first_name, self.middle_name)
+        for name, value in search_columns(self.__dict__).items():
+            setattr(self, name, value)
 
     def __str__(self):
         return self.full_name or str(self.phones[0] if self.phones else _("client #%(id)s") % {"id": self.pk})

@@ -1,11 +1,22 @@
 """Reads and writes of the client base; views, importers and the listener call these."""
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from clients.models import Client
+from clients.lookups import one_of
+from clients.models import PHONE_FIELDS, Client, fold
 from clients.phones import phone_normalize
+from clients.signals import phones_changed
 
-
+# What a search must be given to narrow the base down through an index; anything shorter finds nobody.
+MIN_PHONE_DIGITS = 4  # the end of a phone number
+MIN_CARD_CHARACTERS = 3  # the beginning or the end of a card number
+MIN_NAME_LETTERS = 2  # the beginning of a last or first name
+PHONE_TYPED = re.compile(r"[\d\s().+-]+")
 
 
 def phone_condition(e164: str) -> Q:
@@ -27,20 +38,55 @@ def client_find_by_phone(raw: str) -> list[Client]:
 
 
 def client_search(query: str) -> QuerySet[Client]:
-    """Clients whose name, phone or card number matches what an operator typed."""
+    """Clients whose name, phone or card number matches what an operator typed; empty input lists everyone.
+
+    - name: every typed word begins a word of the name, and one of them (two letters or more) begins
+      the last or the first name; any case, ё and е alike;
+    - phone, when only a phone's characters are typed: the number in any form, or its last digits (four or more);
+    - card: the beginning or the end of its number (three characters or more).
+    Each alternative starts from an index on a stored search key (clients.models.search_columns), so
+    nothing reads the whole table; input too short for any of them finds nobody without a query.
+    """
     query = query.strip()
     clients = Client.objects.select_related("card_type")
     if not query:
         return clients
-    condition = Q(card_number__iexact=query)
-    if sum(ch.isdigit() for ch in query) >= 5:
-        e164 = phone_normalize(query)
-        if e164:
-            condition |= phone_condition(e164)
-    name = Q()
-    for word in query.split():
-        name &= Q(search_name__contains=word.casefold())
-    return clients.filter(condition | name)
+    conditions = card_part_conditions(query)
+    conditions += phone_part_conditions(query) if PHONE_TYPED.fullmatch(query) else name_conditions(query)
+    if not conditions:
+        return clients.none()
+    found = Q()
+    for condition in conditions:
+        found |= condition
+    return clients.filter(found)
+
+
+def name_conditions(query: str) -> list[Q]:
+    words = fold(query).split()
+    every = Q()
+    for word in words:
+        every &= Q(search_name__prefix=word) | Q(search_name__contains=f" {word}")
+    # One alternative per indexed prefix: SQLite reads an OR from indexes only when each branch has one.
+    leading = [word for word in words if len(word) >= MIN_NAME_LETTERS]
+    return [Q(**{f"{column}__prefix": word}) & every for word in leading for column in ("search_name", "search_first_name")]
+
+
+def phone_part_conditions(query: str) -> list[Q]:
+    digits = "".join(ch for ch in query if ch in "0123456789")
+    if len(digits) < MIN_PHONE_DIGITS:
+        return []
+    conditions = [Q(**{f"{name}_reversed__prefix": digits[::-1]}) for name in PHONE_FIELDS]
+    e164 = phone_normalize(query)
+    if e164:  # typed with a trunk prefix (8 495…), the whole number is no suffix of the stored one
+        conditions.append(phone_condition(e164))
+    return conditions
+
+
+def card_part_conditions(query: str) -> list[Q]:
+    card = fold(query)
+    if len(card) < MIN_CARD_CHARACTERS:
+        return []
+    return [Q(search_card__prefix=card), Q(search_card_reversed__prefix=card[::-1])]
 
 
 def clients_by_phones(e164s: set[str]) -> dict[str, list[Client]]:
@@ -55,3 +101,51 @@ def clients_by_phones(e164s: set[str]) -> dict[str, list[Client]]:
     for clients in found.values():
         clients.sort(key=lambda client: (client.full_name, client.pk))
     return found
+
+
+def phone_owners(phones: Iterable[str]) -> dict[str, int]:
+    """Each of the numbers that exactly one client has, with that client's id; a shared number is nobody's."""
+    phones = set(phones)
+    if not phones:
+        return {}
+    condition = Q()
+    for name in PHONE_FIELDS:
+        condition |= Q(**{f"{name}__isnull": False}) & one_of(name, phones)
+    owners: dict[str, set[int]] = {}
+    for pk, *numbers in Client.objects.filter(condition).order_by().values_list("pk", *PHONE_FIELDS):
+        for number in phones.intersection(numbers):
+            owners.setdefault(number, set()).add(pk)
+    return {phone: next(iter(ids)) for phone, ids in owners.items() if len(ids) == 1}
+
+
+@dataclass
+class Duplicate:
+    """Another client with some of the same details: which client, and which of the details."""
+
+    client: Client
+    phones: list[str] = field(default_factory=list)
+    card_number: bool = False
+
+
+def client_duplicates(client: Client) -> list[Duplicate]:
+    """Other clients who have one of this client's phone numbers or its card number (any case)."""
+    client.prepare_for_save()
+    phones = set(client.phones)
+    condition = Q(search_card=client.search_card) if client.search_card else Q(pk__in=[])
+    for phone in phones:
+        condition |= phone_condition(phone)
+    others = Client.objects.filter(condition).exclude(pk=client.pk).order_by("last_name", "first_name", "pk")
+    return [
+        Duplicate(other, [phone for phone in other.phones if phone in phones], bool(client.search_card) and other.search_card == client.search_card)
+        for other in others[:10]
+    ]
+
+
+@transaction.atomic
+def client_save(client: Client, *, phones_before: Iterable[str] = ()) -> Client:
+    """Save a client typed in by hand; the numbers it gained or lost are announced (late binding of their calls)."""
+    client.save()
+    changed = set(client.phones) ^ set(phones_before)
+    if changed:
+        phones_changed.send(sender=Client, phones=changed)
+    return client

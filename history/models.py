@@ -75,6 +75,10 @@ class Call(models.Model):
         verbose_name = _("call")
         verbose_name_plural = _("calls")
         ordering = ["-started_at"]
+        permissions = [
+            ("listen_recording", _("Can listen to call recordings")),
+            ("view_all_calls", _("Can see every operator's calls")),
+        ]
         indexes = [
             models.Index(fields=["phone"], name="call_phone_idx"),
             models.Index(fields=["client", "-started_at"], name="call_client_started_idx"),
@@ -96,3 +100,21 @@ class Recording(models.Model):
 
     def __str__(self):
         return self.file
+
+
+class RecordingListen(models.Model):
+    """Who listened to which recording, and when: one row per listen, kept when the recording goes."""
+
+    recording = models.ForeignKey(Recording, models.SET_NULL, verbose_name=_("recording"), null=True, related_name="listens")
+    file = models.CharField(_("file"), max_length=500)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("user"), null=True, related_name="+")
+    address = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    listened_at = models.DateTimeField(_("listened"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("recording listen")
+        verbose_name_plural = _("recording listens")
+        ordering = ["-listened_at"]
+
+    def __str__(self):
+        return f"{self.user} {self.file} {self.listened_at:%d.%m.%Y %H:%M:%S}"

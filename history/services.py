@@ -1,10 +1,14 @@
 import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from clients.lookups import one_of
 from clients.models import Client
+from clients.services import phone_condition, phone_owners
 from history.models import Call, Recording
 
 
@@ -18,10 +22,15 @@ def operators_to_handle(user_id: int) -> Q:
     return Q(operator_id=user_id) | (operators_call(user_id) & Q(answered_at__isnull=True))
 
 
+def sees_all_calls(user) -> bool:
+    """Staff and supervisors (`history.view_all_calls`; superusers have it) see every operator's calls."""
+    return user.is_staff or user.has_perm("history.view_all_calls")
+
+
 def call_visible_to(user) -> QuerySet[Call]:
-    """Operators see their own calls; staff see every call."""
+    """Operators see their own calls; staff and supervisors see every call."""
     calls = Call.objects.select_related("operator", "client", "reason", "result")
-    return calls if user.is_staff else calls.filter(operators_call(user.pk))
+    return calls if sees_all_calls(user) else calls.filter(operators_call(user.pk))
 
 
 # What the PBX tells about a call; registration fields (reason, result, comment…) are the operator's.
@@ -126,6 +135,15 @@ def call_dismiss(call: Call) -> None:
     Call.objects.filter(pk=call.pk, registered_at__isnull=True).update(dismissed_at=timezone.now())
 
 
+def calls_dismiss_pending(user_id: int) -> list[int]:
+    """Dismiss every call awaiting this operator's registration at once; the ids of those dismissed."""
+    since = timezone.now() - datetime.timedelta(days=PENDING_DAYS)
+    pending = Call.objects.filter(operators_to_handle(user_id), ended_at__isnull=False, registered_at__isnull=True, dismissed_at__isnull=True, started_at__gte=since)
+    ids = list(pending.values_list("pk", flat=True))
+    Call.objects.filter(pk__in=ids, registered_at__isnull=True).update(dismissed_at=timezone.now())
+    return ids
+
+
 def call_set_client(call: Call, client: Client) -> None:
     call.client = client
     Call.objects.filter(pk=call.pk).update(client=client)
@@ -133,9 +151,25 @@ def call_set_client(call: Call, client: Client) -> None:
 
 def calls_attach_to_client(client: Client) -> int:
     """Late binding: earlier calls from the new client's numbers join their history."""
-    if not client.phones:
+    return calls_attach_by_phones(client.phones)
+
+
+def calls_attach_by_phones(phones: Iterable[str]) -> int:
+    """Late binding: calls nobody attached yet, from numbers exactly one client has, join that client's history.
+
+    A number two clients share attaches to neither: which of them called is anybody's guess. Set-based,
+    for one client or an import's batch: a query for the numbers that have such calls, one for their
+    owners, one UPDATE.
+    """
+    phones = set(phones)
+    if not phones:
         return 0
-    return Call.objects.filter(phone__in=client.phones, client__isnull=True).update(client=client)
+    waiting = Call.objects.filter(one_of("phone", phones), client__isnull=True).order_by().values_list("phone", flat=True).distinct()
+    owners = phone_owners(waiting)
+    if not owners:
+        return 0
+    owner = Client.objects.filter(phone_condition(OuterRef("phone"))).order_by().values("pk")[:1]
+    return Call.objects.filter(one_of("phone", set(owners)), client__isnull=True).update(client_id=Subquery(owner))
 
 
 def client_recent_calls(client_id: int, *, exclude: int | None = None, limit: int = 5) -> list[Call]:
@@ -164,3 +198,81 @@ def calls_close(*, before: datetime.datetime, keep: set[str], at: datetime.datet
             billsec=round((ended_at - answered_at).total_seconds()) if answered_at else 0,
         )
     return closed
+
+
+MISSED_DAYS = 30
+
+
+def missed_calls() -> QuerySet[Call]:
+    """Incoming calls of the last MISSED_DAYS days that nobody answered and nobody has followed up yet.
+
+    Followed up: the call was registered, or somebody spoke with its number afterwards: a call-back the
+    client answered (an attempt nobody picked up is not enough), or a later call from it that was answered.
+    A hidden number cannot be called back and is left out.
+    """
+    since = timezone.now() - datetime.timedelta(days=MISSED_DAYS)
+    spoken_after = Call.objects.filter(phone=OuterRef("phone"), started_at__gt=OuterRef("started_at"), answered_at__isnull=False)
+    return (
+        Call.objects.filter(direction=Call.Direction.IN, started_at__gte=since, ended_at__isnull=False)
+        .filter(answered_at__isnull=True, registered_at__isnull=True)
+        .exclude(phone="")
+        .exclude(Exists(spoken_after))
+    )
+
+
+def missed_assigned_to(user_id: int) -> Q:
+    """A missed call is for the client's responsible manager; with none, for the operators it rang."""
+    # Exists by the client's key, not a join: the planner would otherwise hash the whole client table.
+    managed = Client.objects.filter(pk=OuterRef("client_id"), manager__isnull=False)
+    return Exists(managed.filter(manager_id=user_id)) | (~Exists(managed) & operators_call(user_id))
+
+
+def missed_calls_for(user) -> QuerySet[Call]:
+    """The missed calls this user is to call back; supervisors see everybody's."""
+    calls = missed_calls()
+    if sees_all_calls(user):
+        return calls
+    # Start from the user's own rows (calls that rang them, calls of their clients): read through the
+    # indexes on those, they are far fewer than all the calls of the last days.
+    since = timezone.now() - datetime.timedelta(days=MISSED_DAYS)
+    theirs = Call.rung.through.objects.filter(user_id=user.pk).values("call_id").union(
+        Call.objects.filter(operator_id=user.pk, started_at__gte=since).order_by().values("pk"),
+        Call.objects.filter(client__manager_id=user.pk, started_at__gte=since).order_by().values("pk"),
+        all=True,
+    )
+    return calls.filter(missed_assigned_to(user.pk), pk__in=theirs)
+
+
+def missed_numbers(calls: QuerySet[Call]) -> QuerySet:
+    """One row per number among `calls` ({"phone", "last_at"}), the number that called last first."""
+    return calls.order_by().values("phone").annotate(last_at=Max("started_at")).order_by("-last_at", "phone")
+
+
+@dataclass
+class MissedNumber:
+    """A number to call back: its latest missed call, how many missed calls it has waiting, and for whom."""
+
+    call: Call
+    count: int
+    assignees: list
+
+
+def missed_numbers_detail(user, rows) -> list[MissedNumber]:
+    """Some rows of `missed_numbers(missed_calls_for(user))` (a page) with their calls, in two queries."""
+    phones = [row["phone"] for row in rows]
+    calls = missed_calls().filter(phone__in=phones)  # so few rows that the rule can be checked row by row
+    if not sees_all_calls(user):
+        calls = calls.filter(missed_assigned_to(user.pk))
+    by_phone: dict[str, list[Call]] = {}
+    for call in calls.select_related("client__manager", "operator").prefetch_related("rung").order_by("-started_at"):
+        by_phone.setdefault(call.phone, []).append(call)
+    numbers = []
+    for phone in phones:
+        if group := by_phone.get(phone):  # none when the number was called back between the two queries
+            assignees = {}
+            for call in group:
+                manager = call.client.manager if call.client_id else None
+                for person in [manager] if manager else [*call.rung.all(), *([call.operator] if call.operator_id else [])]:
+                    assignees.setdefault(person.pk, person)
+            numbers.append(MissedNumber(group[0], len(group), list(assignees.values())))
+    return numbers

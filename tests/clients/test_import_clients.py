@@ -186,3 +186,55 @@ def test_cells_that_look_like_formulas_are_stored_exactly_as_typed(tmp_path):
     assert (client.last_name, client.first_name, client.middle_name) == ("=1+2", "+Иван", "-Петрович")
     assert (client.city, client.street, client.comment) == ("@Москва", '=HYPERLINK("http://example.com")', "=cmd|' /C calc'!A0")
     assert str(client.phone_mobile) == "+79161234567"
+
+
+def test_importing_attaches_earlier_calls_with_one_update_per_batch(tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from history.models import Call
+    from tests.helpers import make_call
+
+    orlov = Client.objects.create(last_name="Орлов", phone_home="+74993690439", card_number="O-1")
+    calls = {phone: make_call(None, phone=phone).pk for phone in ("+74957894561", "+79161234567", "+74993690439", "+79160000000")}
+    rows = (
+        "Савицкая,Наталья,,ж,84957894561,,A-1,,,,,,,\n"
+        "Иванов,Иван,,м,+7 916 123-45-67,,,,,,,,,\n"
+        "Орлова,Ольга,,ж,74993690439,,B-2,,,,,,,\n"  # another card: another client, with Орлов's number
+    )
+    with CaptureQueriesContext(connection) as queries:
+        out, _ = run(tmp_path, HEADER + rows)
+    assert "3 created" in out
+    owners = {phone: Call.objects.get(pk=pk).client for phone, pk in calls.items()}
+    assert owners == {
+        "+74957894561": Client.objects.get(last_name="Савицкая"), "+79161234567": Client.objects.get(last_name="Иванов"),
+        "+74993690439": None, "+79160000000": None,  # a number two clients have is nobody's
+    }
+    assert orlov.calls.count() == 0
+    assert sum(query["sql"].startswith('UPDATE "history_call"') for query in queries.captured_queries) == 1
+
+
+def test_importing_a_changed_phone_attaches_the_new_numbers_calls(tmp_path):
+    from tests.helpers import make_call
+
+    run(tmp_path, HEADER + GOOD)
+    call = make_call(None, phone="+74957894562")
+    run(tmp_path, HEADER + "Савицкая,Наталья,Геннадьевна,ж,84957894562,,A-1,,,,,,,\n")
+    call.refresh_from_db()
+    assert call.client == Client.objects.get(card_number="A-1")
+
+
+def test_importing_fills_the_search_keys(tmp_path):
+    run(tmp_path, HEADER + "Фёдоров,Артём,,м,+7 916 123-45-67,,Gold-12,,,,,,,\n")
+    client = Client.objects.get()
+    assert (client.search_name, client.search_first_name, client.phone_mobile_reversed) == ("федоров артем", "артем", "76543216197")
+    assert (client.search_card, client.search_card_reversed) == ("gold-12", "21-dlog")
+    run(tmp_path, HEADER + "Фёдоров,Семён,,м,+7 916 123-45-68,,Gold-12,,,,,,,\n")
+    client.refresh_from_db()
+    assert (client.search_first_name, client.phone_mobile_reversed) == ("семен", "86543216197")
+
+
+def test_a_row_with_a_card_and_the_phone_of_a_row_just_read_updates_that_client(tmp_path):
+    out, err = run(tmp_path, HEADER + "Орлов,Олег,,м,89161234567,,,,,,,,,\nОрлов,Олег,,м,89161234567,,B-2,,,,,,,\n")
+    assert "1 created, 1 updated" in out and err == ""
+    assert Client.objects.get().card_number == "B-2"
