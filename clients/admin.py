@@ -1,22 +1,31 @@
 from django.contrib import admin
+from django.utils.translation import pgettext_lazy
 
 from clients.forms import ClientForm
 from clients.models import AdSource, CardType, Client
+from simplecalls.admin import RussianNamesMixin
 
 
-class DictionaryAdmin(admin.ModelAdmin):
+class DictionaryAdmin(RussianNamesMixin, admin.ModelAdmin):
     list_display = ["name", "is_active", "position"]
     list_editable = ["is_active", "position"]
     list_filter = ["is_active"]
     search_fields = ["name"]
 
 
-admin.site.register(AdSource, DictionaryAdmin)
-admin.site.register(CardType, DictionaryAdmin)
+@admin.register(AdSource)
+class AdSourceAdmin(DictionaryAdmin):
+    name_accusative = pgettext_lazy("accusative", "advertising source")
+
+
+@admin.register(CardType)
+class CardTypeAdmin(DictionaryAdmin):
+    name_accusative = pgettext_lazy("accusative", "card type")
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(RussianNamesMixin, admin.ModelAdmin):
+    name_accusative = pgettext_lazy("accusative", "client")
     form = ClientForm
     list_display = ["__str__", "phone_mobile", "card_number", "card_type", "blacklisted", "call_back_on"]
     list_filter = ["blacklisted", "card_type", "status", "importance"]
