@@ -97,7 +97,19 @@ class Stack:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=15)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a loaded machine; the next test needs the port and the database
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+    def outcome(self, *, ring: float, talk: float, **outcomes: str) -> None:
+        """How the simulator plays click-to-calls from now on (SimOutcome: extension=…, outcome=… for the legs)."""
+        ami = AMIConnection(self.ami)
+        ami.connect()
+        ami.login()
+        ami.send_action({"Action": "SimOutcome", "Exten": "*", "Ring": ring, "Talk": talk, **outcomes})
+        ami.close()
 
     def ring(self, caller: str, *, extensions: str = "100", scenario: str = "inbound_answered", ring: float = 2, talk: float = 3) -> str:
         """A call from `caller` to the extensions, through the simulator's SimCall action."""

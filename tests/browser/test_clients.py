@@ -19,7 +19,7 @@ def test_an_operator_finds_a_client_by_phone_and_opens_the_card(page, screenshot
     expect(rows).to_have_count(1)
     page.click("text=Савицкая Наталья Геннадьевна")
     expect(page.locator("main .message.error")).to_have_text("Клиент в черном списке")
-    expect(page.locator("dd.phone").first).to_have_text("+7 495 789-45-61")
+    expect(page.locator("dd .phone").first).to_have_text("+7 495 789-45-61")
     screenshot("client-card")
 
 

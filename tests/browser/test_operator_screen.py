@@ -1,6 +1,7 @@
 """The operator's live screen against the real stack: web server, listener and simulator, over TCP."""
 
 import datetime
+import re
 
 import pytest
 from django.utils import timezone
@@ -87,9 +88,10 @@ def test_a_call_that_ended_while_the_page_was_closed_waits_as_pending(stack, sta
     pending = stack_page.locator(".pending")
     expect(pending).to_contain_text("Звонки, пока вас не было")
     expect(pending.locator("li")).to_have_count(1)
-    expect(pending.locator("li")).to_contain_text("+74991234567")
+    expect(pending.locator("li")).to_contain_text("+7 499 123-45-67")
+    expect(pending.locator("li button.dial")).to_have_attribute("data-dial", "+74991234567")
     shoot(stack_page, "pending-calls")
-    pending.locator("button").click()
+    pending.locator("li button:not(.dial)").click()
     expect(stack_page.locator(".popup-panel #id_caller-phone_mobile")).to_have_value("+74991234567")
     expect(pending).to_be_hidden()
 
@@ -154,3 +156,39 @@ def test_a_ring_group_call_pops_up_for_both_operators_and_the_other_hears_who_to
     expect(stack_page.locator(".popup-panel")).to_be_hidden(timeout=8000)
     expect(other.locator(".popup-panel .call-status")).to_contain_text("звонок завершён", timeout=10000)
     context.close()
+
+
+def test_a_click_on_a_clients_phone_calls_them_and_the_call_is_registered_as_outgoing(stack, stack_page, anna):
+    savitskaya = Client.objects.create(last_name="Савицкая", first_name="Наталья", phone_mobile="+74957894561")
+    reason, result = CallReason.objects.create(name="Напоминание о визите"), CallResult.objects.create(name="Подтвердила")
+    stack.outcome(ring=1, talk=3)
+    open_screen(stack_page)
+    stack_page.goto(f"/clients/{savitskaya.pk}/")
+    expect(stack_page.locator("#call-popups")).to_have_attribute("data-link", "up")
+
+    stack_page.locator("button.dial[data-dial='+74957894561']").click()
+
+    bar = stack_page.locator("#call-popups .dialling")
+    expect(bar).to_have_attribute("data-stage", "operator_ringing")
+    expect(bar.locator(".dialling-status")).to_have_text("Звонит ваш телефон: снимите трубку")
+    expect(bar).to_have_attribute("data-stage", "connected", timeout=8000)
+    expect(bar.locator(".dialling-status")).to_have_text("Соединено")
+    expect(bar.locator(".dialling-phone")).to_have_text("Савицкая Наталья · +7 495 789-45-61")
+    expect(bar.locator(".dialling-timer")).to_have_text(re.compile(r"^00:00:0\d$"))
+    shoot(stack_page, "click-to-call-connected")
+    panel = stack_page.locator(".popup-panel")
+    expect(panel.locator(".call-head strong")).to_have_text("Исходящий звонок")
+    expect(panel.locator("h2")).to_have_text("Савицкая Наталья")
+    expect(bar).to_have_attribute("data-stage", "ended", timeout=8000)
+    expect(bar.locator(".dialling-status")).to_have_text("Разговор завершён")
+    panel.locator("#id_reason").select_option(str(reason.pk))
+    panel.locator("#id_result").select_option(str(result.pk))
+    panel.locator("button[value=register]").click()
+    expect(panel).to_be_hidden()
+
+    call = Call.objects.get()
+    assert (call.direction, call.disposition, call.client, call.operator, call.reason, call.registered_at is not None) == (
+        "out", "answered", savitskaya, anna, reason, True,
+    )
+    stack_page.goto(f"/clients/{savitskaya.pk}/")
+    expect(stack_page.locator("table.grid tbody tr").first).to_contain_text("Исходящий")
