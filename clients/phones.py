@@ -7,6 +7,7 @@ The one phone-number module of the project: the client base uses it, and so does
 
 import functools
 import re
+from collections.abc import Callable
 
 import phonenumbers
 
@@ -29,11 +30,20 @@ def common_form(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
     phonenumbers.parse costs about 10 µs; imports read hundreds of thousands of numbers. Anything less
     common, or not valid, returns None and goes through the full parse.
     """
+    e164 = common_e164(raw, region)
+    if e164 is None:
+        return None
+    code = region_shape(region)[0]
+    return phonenumbers.PhoneNumber(country_code=int(code), national_number=int(e164[1 + len(code):]))
+
+
+def common_e164(raw: str, region: str) -> str | None:
+    """`common_form` as E.164, for the importer: no PhoneNumber object on the way."""
     digits = TYPING.sub("", raw)
     plus = digits.startswith("+")
     if plus:
         digits = digits[1:]
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):  # other scripts' digits go to phonenumbers, which reads them
         return None
     code, prefix, lengths = region_shape(region)
     if plus:
@@ -48,8 +58,57 @@ def common_form(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
         return None
     if not national or national.startswith("0"):
         return None  # leading zeros need phonenumbers' own handling
-    number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national))
-    return number if phonenumbers.is_valid_number(number) else None
+    return f"+{code}{national}" if number_valid(int(code), national) else None
+
+
+# The number types phonenumbers' is_valid_number accepts; mobile only where its pattern is not fixed_line's.
+VALID_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "fixed_line", "mobile")
+
+
+def number_valid(code: int, national: str) -> bool:
+    """phonenumbers.is_valid_number for a number without leading zeros, its patterns compiled once: ~2 µs, not ~7.
+
+    The same steps: a country code several regions share goes to the first whose leading digits
+    begin the number (or, lacking them, whose patterns it matches); then the number must match the
+    region's general pattern and one of its types' (tests/clients/test_phones.py compares the two).
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if not regions:
+        return False
+    if len(regions) > 1:
+        for region in regions:
+            leading, valid = region_rules(region, code)
+            if leading.match(national) if leading else valid(national):
+                return valid(national)
+        return False
+    return region_rules(regions[0], code)[1](national)
+
+
+@functools.cache
+def region_rules(region: str, code: int) -> tuple[re.Pattern | None, Callable[[str], bool]]:
+    """A region's leading digits (which of a shared country code's numbers are its) and its validity test."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    if metadata is None:
+        return None, lambda national: False
+    names = VALID_TYPES[:-1] if metadata.same_mobile_and_fixed_line_pattern else VALID_TYPES
+    types = [desc for desc in (getattr(metadata, name) for name in names) if desc is not None and desc.national_number_pattern]
+    general = metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return None, lambda national: False
+    general_pattern = re.compile(general.national_number_pattern)
+    # A type's pattern applies to the lengths it lists, or to every length when it lists none.
+    by_length = {}
+    for length in range(1, 18):
+        patterns = [desc.national_number_pattern for desc in types if not desc.possible_length or length in desc.possible_length]
+        if patterns and (not general.possible_length or length in general.possible_length):
+            by_length[length] = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+
+    def valid(national: str) -> bool:
+        pattern = by_length.get(len(national))
+        return pattern is not None and general_pattern.fullmatch(national) is not None and pattern.fullmatch(national) is not None
+
+    leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+    return leading, valid
 
 
 def phone_parse(raw: str, *, region: str, strict: bool = False) -> phonenumbers.PhoneNumber | None:
@@ -67,6 +126,15 @@ def phone_parse(raw: str, *, region: str, strict: bool = False) -> phonenumbers.
     # metadata is still a caller to call back.
     usable = phonenumbers.is_valid_number(number) if strict else phonenumbers.is_possible_number(number)
     return number if usable else None
+
+
+def phone_valid_e164(raw: str, region: str) -> str:
+    """E.164 of a valid number in any form, or "" (`phone_parse` with `strict`, as a string)."""
+    e164 = common_e164(raw, region)
+    if e164 is not None:
+        return e164
+    number = phone_parse(raw, region=region, strict=True)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number is not None else ""
 
 
 @functools.lru_cache(maxsize=8192)

@@ -1,4 +1,5 @@
 import datetime
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,32 +62,76 @@ def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
     """
     if not calls:
         return {}
-    table = Call._meta.db_table
-    fields = [Call._meta.get_field(column.removesuffix("_id") if column.endswith("_id") else column) for column in PBX_COLUMNS]
-    params = []
+    fields = pbx_fields()
     for call in calls:
         call.source = call.source or Call.Source.AMI
-        params += [field.get_db_prep_save(getattr(call, field.attname), connection) for field in fields]
-    row = "(" + ", ".join(["%s"] * len(PBX_COLUMNS)) + ", '', '')"
-    sql = (
-        f"INSERT INTO {table} AS c ({', '.join(PBX_COLUMNS)}, caller_kind, comment) "
-        f"VALUES {', '.join([row] * len(calls))} "
-        f"ON CONFLICT (linkedid) DO UPDATE SET {', '.join(f'{column} = {expression}' for column, expression in MERGE.items())} "
-        "WHERE c.ended_at IS NULL RETURNING id, linkedid"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            # Each column an array bound on the server: one statement for any batch, parsed and planned
+            # once per connection (psycopg prepares it), and no value spelled out in the SQL.
+            cursor.cursor = server_binding_cursor()
+            cursor.execute(upsert_from_arrays(), [[getattr(call, field.attname) for call in calls] for field in fields])
+        else:
+            row = "(" + ", ".join(["%s"] * len(PBX_COLUMNS)) + ", '', '')"
+            params = [field.get_db_prep_save(getattr(call, field.attname), connection) for call in calls for field in fields]
+            cursor.execute(upsert_sql(f"VALUES {', '.join([row] * len(calls))}"), params)
         written = {linkedid: pk for pk, linkedid in cursor.fetchall()}
     for call in calls:
         call.pk = written.get(call.linkedid)
     return written
 
 
+@functools.cache
+def pbx_fields() -> list:
+    return [Call._meta.get_field(column.removesuffix("_id") if column.endswith("_id") else column) for column in PBX_COLUMNS]
+
+
+@functools.cache
+def upsert_from_arrays() -> str:
+    """`calls_save_from_pbx`'s statement on PostgreSQL: the same for any batch, so built once."""
+    return upsert_sql(f"SELECT *, '', '' FROM unnest({arrays_of(pbx_fields())})")
+
+
+@functools.cache
+def rung_from_arrays() -> str:
+    """`calls_add_rung`'s statement on PostgreSQL, built once."""
+    Rung = Call.rung.through
+    return (f"INSERT INTO {Rung._meta.db_table} (call_id, user_id) SELECT * FROM unnest({arrays_of([Rung._meta.get_field('call'), Rung._meta.get_field('user')])}) "
+            "ON CONFLICT DO NOTHING")
+
+
+def server_binding_cursor():
+    """A psycopg cursor that binds on the server, so that psycopg prepares a statement it runs often (Django's bind on the client)."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    return ServerBindingCursor(connection.connection)
+
+
+def arrays_of(fields) -> str:
+    """One placeholder per field for an array of its values, cast to the column's type (any length: a too long value still fails)."""
+    return ", ".join(f"%s::{field.db_type(connection).partition('(')[0]}[]" for field in fields)
+
+
+def upsert_sql(rows: str) -> str:
+    return (
+        f"INSERT INTO {Call._meta.db_table} AS c ({', '.join(PBX_COLUMNS)}, caller_kind, comment) {rows} "
+        f"ON CONFLICT (linkedid) DO UPDATE SET {', '.join(f'{column} = {expression}' for column, expression in MERGE.items())} "
+        "WHERE c.ended_at IS NULL RETURNING id, linkedid"
+    )
+
+
 def calls_add_rung(pairs: list[tuple[int, int]]) -> None:
     """Remember the operators whose phones rang for each call (call id, user id); nobody is ever taken off."""
-    if pairs:
-        Rung = Call.rung.through
-        Rung.objects.bulk_create([Rung(call_id=call_id, user_id=user_id) for call_id, user_id in set(pairs)], ignore_conflicts=True)
+    if not pairs:
+        return
+    Rung = Call.rung.through
+    pairs = set(pairs)
+    if connection.vendor != "postgresql":
+        Rung.objects.bulk_create([Rung(call_id=call_id, user_id=user_id) for call_id, user_id in pairs], ignore_conflicts=True)
+        return
+    with connection.cursor() as cursor:  # as calls_save_from_pbx: one prepared statement for any number of pairs
+        cursor.cursor = server_binding_cursor()
+        cursor.execute(rung_from_arrays(), [[call_id for call_id, _ in pairs], [user_id for _, user_id in pairs]])
 
 
 def calls_link_clients(links: dict[int, int]) -> None:

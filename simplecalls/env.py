@@ -1,5 +1,6 @@
 """Reading settings from the environment: every bad value names its variable."""
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -12,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+PREPARE_THRESHOLD = 5  # psycopg's own default, which Django turns off (None)
 # Short enough that the channel layer's own names (prefix + 42 characters) stay under Channels' limit of 100.
 CHANNEL_PREFIX = re.compile(r"[a-z0-9_]{1,40}")
 
@@ -89,6 +91,10 @@ def database_from_env(environ: Mapping[str, str], sqlite_path: str) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {error}") from None
     if config["ENGINE"] != "django.db.backends.sqlite3" and not config.get("NAME"):
         raise ImproperlyConfigured(f"DATABASE_URL names no database; got {url!r}")
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg prepares a statement bound on the server once it has run 5 times on a connection. Django's cursors bind on
+        # the client and are never prepared; only the caller lookup binds on the server (clients.services.clients_having).
+        config.setdefault("OPTIONS", {})["prepare_threshold"] = PREPARE_THRESHOLD
     pool = env_int(environ, "DATABASE_POOL_SIZE", 0, low=0, high=100)
     if pool and config["ENGINE"] == "django.db.backends.postgresql":
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool, "timeout": 10}
@@ -188,3 +194,14 @@ def database_url(settings_dict: Mapping) -> str:
     password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
     host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
     return f"postgres://{settings_dict['USER']}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def networks_from_env(environ: Mapping[str, str], name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (`10.0.0.5, 192.168.1.0/24, ::1`); none set = an empty list."""
+    networks = []
+    for item in env_list(environ, name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be IP addresses or networks such as 192.168.1.0/24, comma-separated; got {item!r}") from None
+    return networks

@@ -1,8 +1,9 @@
 """The one seam to the PBX: pyst2's Manager, with its known defects fixed around it (docs/pbx.md §9).
 
 What stock pyst2 0.5.1 gets wrong, and what this module does instead:
-- its socket file is unbuffered (about 2,200 events/s): ours is buffered, and messages are parsed
-  in the reader thread, one queue hop fewer;
+- its socket file is unbuffered, read byte by byte (under 1,000 events/s): ours is read in large
+  chunks, cut into messages with one split per read, and an ordinary event's headers are built
+  with a few C-level calls, in the reader thread (one queue hop fewer);
 - any ChanVariable header kills its reader thread on Python 3 (`has_key`): `Message` parses them;
 - responses are matched in arrival order with no timeout: every action gets its own ActionID,
   its response is matched by it, and waiting for it times out;
@@ -34,6 +35,12 @@ MAX_FRAME_LINES = 1024
 MAX_VALUE = 1024
 HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+CHUNK = 256 * 1024  # the most one read from the socket takes
+# A message this short (in bytes) cannot break a bound above: the fast path takes it whole.
+SHORT_MESSAGE = 2048
+MAX_KNOWN_NAMES = 4096
+_plain_names: set[str] = set()  # header names seen valid, ChanVariable ones excepted: no check on the fast path
+_separator, _once = itertools.repeat(": "), itertools.repeat(1)
 
 EventCallback = Callable[[dict], None]
 
@@ -109,6 +116,143 @@ class Message(asterisk.manager.ManagerMsg):
                     variables[name] = variable
             else:
                 self.headers[key] = value
+
+
+def _event_headers(lines: list[str], long: bool) -> dict | None:
+    """An event's headers as `Message` would parse them, built with C-level calls; None when only it can say.
+
+    That is a message whose every line is `Name: value` with a known-good name (no ChanVariable),
+    no value that strip() or the MAX_VALUE cut (`long`: the message could hold one) would change,
+    and an Event header.
+    """
+    try:
+        headers = dict(map(str.split, lines, _separator, _once))  # a repeated name keeps its last value
+    except ValueError:  # a line without ": "
+        return None
+    values = list(headers.values())
+    if "Event" not in headers or list(map(str.strip, values)) != values:
+        return None
+    if not (_plain_names.issuperset(headers) or _learn(headers)):
+        return None
+    if long and max(map(len, values)) > MAX_VALUE:
+        return None
+    return headers
+
+
+def _learn(names) -> bool:
+    """Remember the valid plain header names among `names`; True when all of them are."""
+    plain = True
+    for name in names:
+        if name not in _plain_names:
+            if HEADER_NAME.match(name) and not name.endswith("ChanVariable"):
+                if len(_plain_names) < MAX_KNOWN_NAMES:
+                    _plain_names.add(name)
+            else:
+                plain = False
+    return plain
+
+
+class Framer:
+    """Cuts the PBX's byte stream into messages, exactly as reading it line by line would (docs/pbx.md §1).
+
+    A line ends at LF, CRs before it dropped; an empty line ends a message. A line over MAX_LINE
+    bytes is logged and skipped; a message over MAX_FRAME bytes or MAX_FRAME_LINES lines is logged
+    and dropped whole; nothing more than that is held in memory. Whole messages in plain CRLF (or
+    plain LF) are cut with one split per read; anything else goes line by line.
+    `feed` gives (lines, headers) pairs: `headers` is an event's dict when `_event_headers` could
+    build it, else None and `Message(lines)` parses them.
+    """
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self._pending = b""  # bytes read but not handled yet; between messages, a message's start
+        self._lines: list[str] = []  # the message being read line by line
+        self._size = 0
+        self._oversized = False
+        self._skipping = False  # inside a line over MAX_LINE
+
+    def feed(self, data: bytes) -> list[tuple[list[str], dict | None]]:
+        out: list[tuple[list[str], dict | None]] = []
+        buf = self._pending + data if self._pending else data
+        pos = 0
+        if not self._between():
+            pos = self._by_line(buf, pos, out, one_message=True)
+        if self._between():
+            end = self._whole(buf, pos, out)
+            if end is None or len(buf) - end > MAX_LINE:  # not plain, or a long message still coming
+                end = self._by_line(buf, pos if end is None else end, out, one_message=False)
+            pos = end
+        self._pending = buf[pos:]
+        return out
+
+    def _between(self) -> bool:
+        return not self._lines and not self._oversized and not self._skipping
+
+    def _whole(self, buf: bytes, pos: int, out: list) -> int | None:
+        """The whole messages from `pos` when they are plain CRLF or plain LF: where they end, or None."""
+        end = buf.rfind(b"\r\n\r\n", pos)
+        if end >= 0:
+            eol, stop = b"\r\n", end + 4
+            whole = buf[pos:stop]
+            if whole.count(b"\n") != whole.count(b"\r\n") or b"\r\r\n" in whole:
+                return None
+        else:
+            end = buf.rfind(b"\n\n", pos)
+            if end < 0:
+                return pos  # no whole message yet
+            eol, stop = b"\n", end + 2
+            whole = buf[pos:stop]
+            if b"\r" in whole:
+                return None
+        end_of_message, text_eol = eol + eol, eol.decode()
+        odd = b"\x00" in whole  # NUL bytes: Message drops them
+        for raw in whole.split(end_of_message):
+            if not raw or raw[0] == eol[0] or len(raw) > SHORT_MESSAGE:
+                while raw.startswith(eol):  # empty lines before a message
+                    raw = raw[len(eol):]
+                if not raw:
+                    continue
+                if len(raw) > SHORT_MESSAGE:
+                    self._by_line(raw + end_of_message, 0, out, one_message=True)
+                    continue
+            lines = raw.decode("utf-8", "replace").split(text_eol)
+            out.append((lines, None if odd else _event_headers(lines, len(raw) > MAX_VALUE)))
+        return stop
+
+    def _by_line(self, buf: bytes, pos: int, out: list, *, one_message: bool) -> int:
+        """Whole lines from `pos` through the bounds, up to the end of a message if `one_message`; where it stopped."""
+        while True:
+            newline = buf.find(b"\n", pos)
+            if self._skipping:
+                if newline < 0:
+                    return len(buf)
+                self._skipping, pos = False, newline + 1
+                continue
+            if newline < 0:
+                if len(buf) - pos >= MAX_LINE:
+                    log.warning("AMI %s: dropped a line longer than %d bytes", self.name, MAX_LINE)
+                    self._skipping = True
+                    return len(buf)
+                return pos
+            start, pos = pos, newline + 1
+            if pos - start > MAX_LINE:
+                log.warning("AMI %s: dropped a line longer than %d bytes", self.name, MAX_LINE)
+                continue
+            line = buf[start:newline].decode("utf-8", "replace").rstrip("\r")
+            if line:
+                self._size += pos - start
+                if self._size > MAX_FRAME or len(self._lines) >= MAX_FRAME_LINES:
+                    if not self._oversized:
+                        log.warning("AMI %s: dropped a message over %d bytes or %d lines", self.name, MAX_FRAME, MAX_FRAME_LINES)
+                    self._lines, self._oversized = [], True
+                elif not self._oversized:
+                    self._lines.append(line)
+                continue
+            if self._lines:
+                out.append((self._lines, None))
+            self._lines, self._size, self._oversized = [], 0, False
+            if one_message:
+                return pos
 
 
 class _Pending:
@@ -257,10 +401,14 @@ class AMIConnection(asterisk.manager.Manager):
     # -- reading ------------------------------------------------------------------------------
 
     def message_loop(self):
-        """Reader thread: split frames, parse, hand events over, match responses."""
+        """Reader thread: read in chunks, cut into messages, hand events over, match responses."""
+        framer = Framer(self.config.address)
         try:
-            for lines in self._frames():
-                self._handle(lines)
+            while data := self._sock.read1(CHUNK):
+                for lines, headers in framer.feed(data):
+                    self._handle(lines, headers)
+            if self._running.is_set():
+                log.warning("AMI %s: the PBX closed the connection", self.config.address)
         except (OSError, ValueError) as error:
             if self._running.is_set():
                 log.warning("AMI %s: connection lost (%s)", self.config.address, error)
@@ -276,50 +424,15 @@ class AMIConnection(asterisk.manager.Manager):
             if was_running and self._on_close:
                 self._on_close()
 
-    def _frames(self):
-        lines: list[str] = []
-        size, oversized = 0, False
-        for raw in self._lines():
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if line:
-                size += len(raw)
-                if size > MAX_FRAME or len(lines) >= MAX_FRAME_LINES:
-                    if not oversized:
-                        log.warning("AMI %s: dropped a message over %d bytes or %d lines", self.config.address, MAX_FRAME, MAX_FRAME_LINES)
-                    lines, oversized = [], True
-                elif not oversized:
-                    lines.append(line)
-            else:
-                if lines:
-                    yield lines
-                lines, size, oversized = [], 0, False
-
-    def _lines(self):
-        """Whole lines; one longer than MAX_LINE is logged and skipped instead of filling memory."""
-        while True:
-            raw = self._sock.readline(MAX_LINE)
-            while raw and not raw.endswith(b"\n") and len(raw) < MAX_LINE:
-                more = self._sock.readline(MAX_LINE - len(raw))  # a buffered read may stop short
-                if not more:
-                    break
-                raw += more
-            if not raw or not raw.endswith(b"\n") and len(raw) < MAX_LINE:
-                if self._running.is_set():
-                    log.warning("AMI %s: the PBX closed the connection", self.config.address)
-                return
-            if len(raw) > MAX_LINE or not raw.endswith(b"\n"):
-                log.warning("AMI %s: dropped a line longer than %d bytes", self.config.address, MAX_LINE)
-                while raw and not raw.endswith(b"\n"):
-                    raw = self._sock.readline(MAX_LINE)
-                continue
-            yield raw
-
-    def _handle(self, lines: list[str]) -> None:
-        message = Message(lines)
-        headers = message.headers
-        pending = self._waiting.get(headers.get("ActionID", ""))
+    def _handle(self, lines: list[str], headers: dict | None = None) -> None:
+        """One message: `headers` when the framer built an event's already, else `Message` parses the lines."""
+        message = None
+        if headers is None:
+            message = Message(lines)
+            headers = message.headers
+        pending = self._waiting.get(headers.get("ActionID", "")) if self._waiting else None
         if pending is not None and pending.items is not None:
-            self._list_part(pending, headers, message)
+            self._list_part(pending, headers, lines)
             return
         if "Event" in headers:
             for callback in self._callbacks:
@@ -335,7 +448,7 @@ class AMIConnection(asterisk.manager.Manager):
         elif headers.get("Response") == "Generated Header":
             log.warning("AMI %s: skipped a frame that is neither event nor response: %r", self.config.address, lines[0][:120])
 
-    def _list_part(self, pending: _Pending, headers: dict, message: Message) -> None:
+    def _list_part(self, pending: _Pending, headers: dict, lines: list[str]) -> None:
         """One part of a list action's answer: its response, an item, or the closing event."""
         if "Event" not in headers:
             if headers.get("Response") == "Success":
@@ -344,7 +457,7 @@ class AMIConnection(asterisk.manager.Manager):
             pending.items.append(headers)
             return
         self._waiting.pop(headers.get("ActionID", ""), None)
-        pending.message = message
+        pending.message = Message(lines)
         pending.done.set()
 
 

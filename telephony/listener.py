@@ -10,6 +10,7 @@ import asyncio
 import datetime
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ OPERATORS_RECHECK = 0.5  # a call to an extension nobody has makes the table be 
 # A new leader writes again the calls that ended this recently: the old one may have died before.
 RECENT = datetime.timedelta(minutes=30)
 SILENCE_CHECK_EVERY = 60.0
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the interpreter while another waits for it
 # Open rows nobody tracks (their listener died) are closed only once this old: an originate may not have a channel yet.
 UNTRACKED_GRACE = datetime.timedelta(minutes=1)
 LINKEDID_MAX = Call._meta.get_field("linkedid").max_length
@@ -93,6 +95,12 @@ class Listener:
     _silence_checked_at: float = field(default_factory=time.monotonic)
     _db_retry_at: float = 0.0
     _db_down_since: float | None = None
+
+    def __post_init__(self):
+        # Three threads share the interpreter: the AMI reader parses in bursts, and without this the
+        # writer would wait up to Python's default 5 ms for it after every database reply, the push
+        # thread as long before each message leaves.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
     def on_event(self, headers: dict) -> None:
         """Called in the AMI reader thread: stamp and enqueue, nothing more."""
@@ -224,7 +232,7 @@ class Listener:
     def look_up(self, states: list[CallState]) -> None:
         """What each call's operator was already told (its row, if any) and who is calling: a query for each, per batch."""
         new = [state.linkedid for state in states if state.linkedid not in self.sent]
-        rows = Call.objects.filter(linkedid__in=new).values_list("linkedid", "operator_id", "answered_at", "ended_at")
+        rows = Call.objects.filter(linkedid__in=new).order_by().values_list("linkedid", "operator_id", "answered_at", "ended_at")
         for linkedid, operator_id, answered_at, ended_at in rows:
             self.sent[linkedid] = Sent(told=[operator_id] if operator_id else [], answered=answered_at is not None, over=ended_at is not None)
         if rows:

@@ -15,23 +15,37 @@ def run(*args) -> dict:
     return json.loads(out.getvalue())
 
 
-def test_bench_import_prints_rows_per_second():
+def test_bench_import_prints_rows_per_second_beside_postgresqls_copy_of_the_same_rows():
+    from django.db import connection
+
     figures = run("bench_import", "--rows", "300")
     assert figures["first_import"]["created"] == 300 and figures["reimport_unchanged"]["unchanged"] == 300
-    assert figures["first_import"]["rows_per_second"] > 0
+    assert figures["first_import"]["rows_per_second"] > 0 and figures["target"]["rows_per_second"] == 50_000
+    if connection.vendor == "postgresql":
+        assert figures["floor"]["copy_plain_rows_per_second"] > 0 and figures["floor"]["copy_into_clients_rows_per_second"] > 0
+        assert figures["ratio"]["first_import_vs_copy_plain"] > 0
+    else:
+        assert figures["floor"] is None, "COPY is PostgreSQL's"
 
 
-def test_bench_lookup_prints_percentiles():
+def test_bench_lookup_prints_percentiles_beside_the_bare_drivers_on_the_same_numbers():
     figures = run("bench_lookup", "--clients", "400", "--lookups", "50")
     assert figures["clients"] == 400 and 0 < figures["found"] < 50
     assert figures["ms"]["p50"] <= figures["ms"]["p99"] and "plan_uses_phone_indexes" in figures
+    assert 0 < figures["floor"]["ms"]["p50"] <= figures["floor"]["ms"]["p99"]
+    assert figures["ratio"]["p99"] == round(figures["ms"]["p99"] / figures["floor"]["ms"]["p99"], 2)
 
 
-def test_bench_listener_prints_events_per_second():
-    figures = run("bench_listener", "--events", "300")
+def test_bench_listener_prints_events_per_second_beside_panoramisk_and_stock_pyst2_with_the_ratios():
+    figures = run("bench_listener", "--events", "300", "--rounds", "1")
     assert figures["events"] >= 300 and figures["listener_calls_written"] > 0
     for key in ("stock_pyst2_events_per_s", "telephony_ami_events_per_s", "listener_with_db_events_per_s"):
         assert figures[key] > 0
+    product, floor, ratio = figures["product"], figures["floor"], figures["ratio"]
+    assert product["parse_events_per_s"] > 0 and floor["panoramisk_parse_events_per_s"] > 0 and floor["stock_pyst2_parse_events_per_s"] > 0
+    assert ratio["parse_vs_panoramisk"] == round(product["parse_events_per_s"] / floor["panoramisk_parse_events_per_s"], 2)
+    assert set(ratio) >= {"parse_cpu_vs_panoramisk", "parse_and_reduce_vs_panoramisk", "parse_vs_stock_pyst2"}
+    assert figures["target"]["met"] == (ratio["parse_vs_panoramisk"] >= figures["target"]["parse_vs_panoramisk_at_least"])
 
 
 def test_bench_popup_prints_latency_percentiles(settings):
@@ -41,6 +55,11 @@ def test_bench_popup_prints_latency_percentiles(settings):
     figures = run("bench_popup", "--operators", "3", "--calls", "6")
     assert figures["popups_received"] == 6
     assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"]
+    floor = figures["floor"]
+    for name in ("group_send_to_socket_ms", "channel_layer_round_trip_ms"):
+        assert 0 < floor[name]["p50"] <= floor[name]["p99"], name
+    assert figures["ratio"]["p99"] == round(figures["latency_ms"]["p99"] / floor["group_send_to_socket_ms"]["p99"], 1)
+    assert figures["target"]["met"] == (figures["latency_ms"]["p99"] <= figures["target"]["p99_ms"])
 
 
 def test_bench_failover_loses_doubles_and_leaves_open_nothing():
@@ -54,3 +73,19 @@ def test_bench_failover_loses_doubles_and_leaves_open_nothing():
     figures = json.loads(out.getvalue())
     assert figures["placed"] > 0 and figures["takeover_s"] is not None
     assert figures["lost"] == figures["doubled"] == figures["left_open"] == 0
+
+
+def test_bench_dialplan_prints_both_endpoints_beside_the_floor():
+    from django.db import connection
+
+    from tests.conftest import needs
+
+    needs(connection.vendor == "postgresql", "bench_dialplan measures PostgreSQL")
+    figures = run("bench_dialplan", "--clients", "300", "--requests", "60", "--concurrency", "5")
+    for part in ("product", "floor"):
+        for name in ("route", "callerid"):
+            assert 0 < figures[part][name]["p50"] <= figures[part][name]["p99"]
+            assert figures[part]["one_at_a_time"][name]["p50"] > 0
+    assert figures["product"]["callerid"]["answered"] == figures["floor"]["callerid"]["answered"] == figures["callers_known"] > 0
+    assert 0 < figures["product"]["route"]["answered"] <= figures["callers_known"]
+    assert figures["ratio"]["route_p99"] > 0 and figures["target"]["p99_ms"] == 20

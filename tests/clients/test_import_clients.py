@@ -238,3 +238,49 @@ def test_a_row_with_a_card_and_the_phone_of_a_row_just_read_updates_that_client(
     out, err = run(tmp_path, HEADER + "Орлов,Олег,,м,89161234567,,,,,,,,,\nОрлов,Олег,,м,89161234567,,B-2,,,,,,,\n")
     assert "1 created, 1 updated" in out and err == ""
     assert Client.objects.get().card_number == "B-2"
+
+
+def test_batches_match_rows_of_earlier_batches_as_one_batch_would(tmp_path, monkeypatch):
+    from clients import importer
+
+    Client.objects.create(last_name="Старый", phone_work="84993690439")
+    Client.objects.create(last_name="Картов", card_number="K-1", phone_mobile="89031112200")
+    text = HEADER + (
+        "Первый,Иван,,м,89161234567,,C-9,,,,,,,\n"
+        "Второй,Пётр,,м,89161234568,,,,,,,,,\n"
+        "Первый,Иван,Иванович,м,,,C-9,,,,,,,\n"  # the card of a row of the batch before
+        "Второй,Пётр,Петрович,м,89161234568,,,,,,,,,\n"  # the phone of a row of the batch before
+        "Старый,Семён,,м,,84993690439,,,,,,,,\n"  # a client of the base, by a phone in another column
+        "Картов,Карл,,м,89031112200,,K-2,,,,,,,\n"  # another card: the phone's client has one, so a new client
+        "Картов,Кирилл,,м,,,K-1,,,,,,,\n"  # by card, whatever the phone
+    )
+    outcomes = []
+    for batch in (1000, 2):
+        Client.objects.exclude(last_name__in=["Старый", "Картов"]).delete()
+        Client.objects.filter(card_number="K-2").delete()
+        Client.objects.filter(last_name="Старый").update(first_name="")
+        Client.objects.filter(card_number="K-1").update(first_name="")
+        monkeypatch.setattr(importer, "BATCH", batch)
+        out, err = run(tmp_path, text)
+        outcomes.append((out, err, sorted(Client.objects.values_list("last_name", "first_name", "middle_name", "card_number", "phone_mobile", "phone_home", "phone_work"))))
+    assert outcomes[0] == outcomes[1]
+    assert "3 created, 4 updated, 0 unchanged, 0 skipped" in outcomes[0][0], outcomes[0]
+
+
+def test_digits_of_other_scripts_are_reported_not_fatal(tmp_path):
+    out, err = run(tmp_path, "last_name,phone_mobile,birth_day\nИванов,8²²²²²²²²²²,\nПетров,,²\nСидоров,+7 916 123-45-67,\n")
+    assert err.splitlines()[0].startswith("line 2: “8²²²²²²²²²²” is not a valid phone number")
+    assert err.splitlines()[1].startswith("line 3: birth_day must be a number")
+    assert "1 created" in out
+
+
+def test_an_update_writes_every_kind_of_column(tmp_path):
+    run(tmp_path, HEADER + GOOD)
+    changed = HEADER + "Савицкая,Наталия,Геннадьевна,ж,8 (495) 789-45-62,,A-1,Серебряная,Газета,9,9,1965,01.07.2026,нет\n"
+    out, err = run(tmp_path, changed)
+    assert "0 created, 1 updated, 0 unchanged" in out and err == ""
+    client = Client.objects.select_related("card_type", "ad_source").get(card_number="A-1")
+    assert (client.first_name, client.phone_mobile, client.card_type.name, client.ad_source.name) == ("Наталия", "+74957894562", "Серебряная", "Газета")
+    assert (client.birth_day, client.birth_month, client.birth_year, str(client.call_back_on), client.blacklisted) == (9, 9, 1965, "2026-07-01", False)
+    assert (client.search_first_name, client.phone_mobile_reversed) == ("наталия", "26549875947")
+    assert Client.objects.get(last_name="Иванов").first_name == "Иван", "a client the file does not change is left alone"

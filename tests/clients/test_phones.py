@@ -6,7 +6,8 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from clients.phones import common_form, phone_display, phone_normalize, phone_parse
+from clients import phones
+from clients.phones import common_form, number_valid, phone_display, phone_normalize, phone_parse, phone_valid_e164
 from telephony.events import normalize_phone
 
 TYPED = [
@@ -70,3 +71,60 @@ def test_the_reducers_phone_numbers_need_no_django():
     code = "import sys, telephony.events; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
     loaded = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def mutations(national: str, rng: random.Random, lengths=()):
+    """The number, each of its digits changed, one digit more or fewer, and its beginnings with random
+    tails of every length in `lengths`: valid and invalid numbers alike, near the patterns' edges."""
+    yield national
+    for position in range(len(national)):
+        for digit in "0123456789":
+            yield national[:position] + digit + national[position + 1:]
+    yield national[:-1]
+    yield national + "5"
+    for keep in range(1, len(national)):
+        for length in {*lengths, len(national)}:
+            if length > keep:
+                yield national[:keep] + "".join(rng.choice("0123456789") for _ in range(length - keep))
+
+
+def example_nationals(region: str | None, code: int | None = None):
+    for kind in phonenumbers.PhoneNumberType.values():
+        example = (phonenumbers.example_number_for_type(region, kind) if region
+                   else phonenumbers.example_number_for_non_geo_entity(code))
+        if example is not None:
+            yield str(example.national_number)
+
+
+def test_number_valid_agrees_with_phonenumbers_for_every_region():
+    rng = random.Random(11)
+    checked = valid = 0
+    places = [(region, phonenumbers.country_code_for_region(region)) for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    places += [(None, code) for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    for region, code in places:
+        lengths = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region or "001").general_desc.possible_length
+        # Sorted, so that a seed gives the same numbers; with the country code in front too, as people type it.
+        for national in sorted({*example_nationals(region, code), *(f"{code}{national}" for national in example_nationals(region, code))}):
+            for mutated in mutations(national, rng, lengths):
+                if not mutated or mutated.startswith("0"):
+                    continue  # leading zeros are phonenumbers' own business (common_form never asks)
+                expected = phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=code, national_number=int(mutated)))
+                assert number_valid(code, mutated) == expected, (region, code, mutated)
+                checked, valid = checked + 1, valid + expected
+    assert checked > 150_000 and valid > checked // 10, (checked, valid)
+
+
+@pytest.mark.parametrize("region", ["RU", "BY", "KZ", "UA", "DE", "GB", "US", "IT", "NL", "FR"])
+def test_the_importers_reading_is_what_phonenumbers_validity_gives_on_many_typed_forms(region, monkeypatch):
+    rng = random.Random(region)
+    forms = [
+        raw for national in sorted(set(example_nationals(region))) for mutated in mutations(national, rng)
+        for raw in [*typed_forms(region, mutated), f"+{mutated}", f"00{mutated}", f"{mutated} доб. 12", f"８{mutated}", f"8²{mutated}"]
+    ]
+    fast = [phone_valid_e164(raw, region) for raw in forms]
+    monkeypatch.setattr(phones, "number_valid", lambda code, national: phonenumbers.is_valid_number(
+        phonenumbers.PhoneNumber(country_code=code, national_number=int(national))))
+    assert fast == [phone_valid_e164(raw, region) for raw in forms]
+    strict = [phone_parse(raw, region=region, strict=True) for raw in forms]
+    assert fast == [phonenumbers.format_number(number, 0) if number else "" for number in strict]
+    assert sum(map(bool, fast)) > len(forms) // 10, "valid numbers are well represented"

@@ -1,7 +1,10 @@
-import pytest
-from django.db import connection
+import datetime
 
-from clients.models import Client
+import psycopg
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from clients.models import CardType, Client
 from clients.phones import phone_normalize
 from clients.services import client_find_by_phone, client_search, clients_by_phones, clients_with_phone
 from tests.conftest import needs
@@ -185,3 +188,58 @@ def needs_vendor(vendor: str) -> None:
             pytest.skip(f"a sqlite test; the database is {connection.vendor}")
         return
     needs(connection.vendor == vendor, f"a {vendor} test; the database is {connection.vendor}")
+
+
+def test_the_lookup_gives_what_the_orm_gives_card_type_included(django_assert_num_queries):
+    gold = CardType.objects.create(name="Золотая")
+    savitskaya = Client.objects.create(last_name="Савицкая", first_name="Наталья", phone_mobile="84957894561", card_type=gold,
+                                       birth_day=8, call_back_on=datetime.date(2026, 6, 21), blacklisted=True)
+    orlov = Client.objects.create(last_name="Орлов", phone_home="84993690439")
+    orlova = Client.objects.create(last_name="Орлова", phone_work="84993690439", card_type=gold)
+    with django_assert_num_queries(2):
+        one = client_find_by_phone("8 (495) 789-45-61")
+        batch = clients_by_phones({"+74957894561", "+74993690439"})
+        assert [client.card_type for client in [*one, *batch["+74993690439"]]] == [gold, None, gold]
+    assert state(one) == state([savitskaya]) == state(batch["+74957894561"]) == state(clients_with_phone("+74957894561"))
+    assert state(batch["+74993690439"]) == state([orlov, orlova])
+    assert one[0].card_type.name == "Золотая" and one[0].call_back_on == datetime.date(2026, 6, 21)
+
+
+def state(clients) -> list[dict]:
+    return [{name: value for name, value in vars(client).items() if name != "_state"} for client in clients]
+
+
+def test_the_lookup_is_prepared_once_per_connection_on_postgresql():
+    needs_vendor("postgresql")
+    Client.objects.create(last_name="Савицкая", phone_mobile="84957894561")
+    for _ in range(6):
+        assert len(client_find_by_phone("84957894561")) == 1
+        assert len(clients_by_phones({"+74957894561", "+79990000000"})["+74957894561"]) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert sum('"clients_client"."phone_mobile" = $1' in sql for sql in statements) == 1, statements
+    assert sum('"clients_client"."phone_mobile" = ANY($1::text[])' in sql for sql in statements) == 1, statements
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lookup_outlives_a_rollback_and_a_dropped_connection():
+    needs_vendor("postgresql")
+    Client.objects.create(last_name="Савицкая", phone_mobile="84957894561")
+    for _ in range(6):
+        client_find_by_phone("84957894561")
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        client_find_by_phone("84957894561")
+        1 / 0  # a rollback: psycopg deallocates its prepared statements
+    assert len(client_find_by_phone("84957894561")) == 1
+    params = connection.get_connection_params()
+    with psycopg.connect(**{key: params[key] for key in ("dbname", "user", "password", "host", "port") if key in params},
+                         autocommit=True) as killer:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            killer.execute("SELECT pg_terminate_backend(%s)", [cursor.fetchone()[0]])
+    with pytest.raises(OperationalError):
+        client_find_by_phone("84957894561")
+    connection.close()  # as the listener and every request do with a broken connection
+    for _ in range(6):
+        assert len(client_find_by_phone("84957894561")) == 1

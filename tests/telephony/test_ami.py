@@ -1,10 +1,15 @@
+import io
 import logging
 import socket
 import threading
 
 import pytest
+from django.conf import settings
 
-from telephony.ami import AMIAuthError, AMIConfig, AMIConnectError, AMIConnection, AMITimeout, connect_with_retry, dial_number, header_value, shared_connection
+from telephony.ami import (
+    MAX_FRAME, MAX_FRAME_LINES, MAX_LINE, MAX_VALUE, AMIAuthError, AMIConfig, AMIConnectError, AMIConnection, AMITimeout, Framer, Message,
+    connect_with_retry, dial_number, header_value, shared_connection,
+)
 from tests.helpers import wait_for
 from tests.telephony.conftest import running_simulator
 
@@ -229,3 +234,147 @@ def test_the_shared_connection_hears_no_events(simulator):
         simulator.call("inbound_answered")
         connection.ping()
     assert events == []
+
+
+# -- the framer: one split per read must cut messages exactly as reading line by line did ------------
+
+
+def line_by_line(stream: bytes) -> list[list[str]]:
+    """The messages as the former line-by-line reader cut them: the behaviour the framer keeps."""
+    messages, lines, size, oversized = [], [], 0, False
+    reader = io.BufferedReader(io.BytesIO(stream))
+    while raw := reader.readline(MAX_LINE):
+        if not raw.endswith(b"\n"):
+            if len(raw) < MAX_LINE:
+                break  # the stream ends inside a line
+            while raw and not raw.endswith(b"\n"):  # a line too long: skipped
+                raw = reader.readline(MAX_LINE)
+            continue
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if lines:
+                messages.append(lines)
+            lines, size, oversized = [], 0, False
+            continue
+        size += len(raw)
+        if size > MAX_FRAME or len(lines) >= MAX_FRAME_LINES:
+            lines, oversized = [], True
+        elif not oversized:
+            lines.append(line)
+    return messages
+
+
+def framed(*chunks: bytes) -> list[tuple[list[str], dict | None]]:
+    framer = Framer("test")
+    return [item for chunk in chunks for item in framer.feed(chunk)]
+
+
+def event(*lines: str, eol: str = "\r\n") -> bytes:
+    return (eol.join(lines) + eol + eol).encode()
+
+
+SNAPSHOT = ("Channel: PJSIP/100-0000002a", "ChannelState: 6", "CallerIDNum: 84957894561", "CallerIDName: Иванов И.", "AccountCode: ",
+            "Uniqueid: 1732711200.42", "Linkedid: 1732711200.42")
+PLAIN = b"".join([
+    event("Event: Newchannel", "Privilege: call,all", *SNAPSHOT),
+    b"\r\n\r\n",  # empty lines between messages
+    event("Response: Follows", "Privilege: Command", "ActionID: a-1", "Channel              Location", "--END COMMAND--"),
+    event("Event: VarSet", "Variable: MIXMONITOR_FILENAME", "Value: /var/spool/asterisk/monitor/1.wav", "Value: /last/one/wins.wav"),
+    event("Event: Hangup", "ChanVariable: CDR(userfield)=vip", "ChanVariable: CHANNEL(language)=ru", *SNAPSHOT),
+    event("Event: UserEvent", "Padded:  two spaces", "Trailing: space "),
+    event("Event: UserEvent", "Tight:colon", "Odd-Name_1: ok"),
+    event("Event: UserEvent", "Not a name: x", "After: y"),  # Message stops at a line that is no header
+    event("Event: UserEvent", "Long: " + "z" * (MAX_VALUE + 10)),
+    event("Event: UserEvent", *(f"X-Header-{n}: {'v' * 40}" for n in range(60))),  # longer than the fast path takes whole
+    event("this is not a header", "Event: Ignored"),
+    event("Event: Newstate", *SNAPSHOT),
+])
+MIXED = b"".join([
+    event("Event: Newchannel", "Privilege: call,all", *SNAPSHOT, eol="\n"),
+    b"Event: Newstate\nChannel: PJSIP/100-0000002a\r\nChannelState: 5\r\r\n\r\n",
+    b"Event: UserEvent\r\nLinkedid: 17\x0033.1\r\nBytes: \xff\xfe\r\n\r\n",
+    b"\n\r\r\n",  # lines of only CRs are empty lines too
+    event("Event: Hangup", *SNAPSHOT),
+])
+
+
+def delivered(items: list) -> list[tuple[list[str], dict]]:
+    """Each message's lines and its headers, from the fast path or from Message (which path may differ by read)."""
+    return [(lines, Message(lines).headers if headers is None else headers) for lines, headers in items]
+
+
+def assert_same_as_line_by_line(stream: bytes, items: list) -> None:
+    assert [lines for lines, _ in items] == line_by_line(stream)
+    for lines, headers in items:
+        if headers is not None:  # built on the fast path: exactly what Message makes of the same lines
+            assert headers == Message(lines).headers
+
+
+@pytest.mark.parametrize("stream", [PLAIN, MIXED], ids=["crlf", "lf-crlf-mixed"])
+def test_a_message_split_across_two_reads_at_any_byte_comes_out_the_same(stream):
+    assert_same_as_line_by_line(stream, framed(stream))
+    whole = delivered(framed(stream))
+    for cut in range(len(stream) + 1):
+        assert delivered(framed(stream[:cut], stream[cut:])) == whole, f"cut at byte {cut}"
+    assert delivered(framed(*(stream[i:i + 1] for i in range(len(stream))))) == whole
+
+
+def test_ordinary_events_take_the_fast_path_and_the_odd_ones_go_through_message():
+    by_event = {}
+    for lines, headers in framed(PLAIN):
+        by_event.setdefault(Message(lines).headers.get("Event") or Message(lines).headers.get("Response"), []).append(headers)
+    assert by_event["Newchannel"][0]["CallerIDName"] == "Иванов И." and by_event["Newchannel"][0]["AccountCode"] == ""
+    assert by_event["Newstate"][0] is not None and by_event["VarSet"][0]["Value"] == "/last/one/wins.wav"
+    assert by_event["Follows"] == [None] and by_event["Hangup"] == [None] and by_event["Generated Header"] == [None]
+    assert by_event["UserEvent"] == [None] * 5, "spaces to strip, no space after the colon, no header name, a value to cut, a long message"
+    [(padded, _), (tight, _)] = framed(event("Event: UserEvent", "Padded:  two spaces", "Trailing: space "), event("Event: UserEvent", "Tight:colon"))
+    assert Message(padded).headers == {"Event": "UserEvent", "Padded": "two spaces", "Trailing": "space"}
+    assert Message(tight).headers == {"Event": "UserEvent", "Tight": "colon"}
+
+
+def test_chan_variables_nul_bytes_and_long_values_are_parsed_as_before():
+    items = framed(PLAIN + MIXED)
+    parsed = [Message(lines).headers for lines, _ in items]
+    hangup = next(headers for headers in parsed if headers.get("Event") == "Hangup")
+    assert hangup["ChanVariable"] == {"CDR(userfield)": "vip", "CHANNEL(language)": "ru"}
+    assert any(headers.get("Linkedid") == "1733.1" for headers in parsed)
+    assert any(len(headers.get("Long", "")) == MAX_VALUE for headers in parsed)
+
+
+def test_every_recorded_stream_is_cut_as_line_by_line_reading_did():
+    for fixture in sorted((settings.BASE_DIR / "fixtures" / "ami").glob("*.txt")):
+        stream = fixture.read_bytes().split(b"\n", 1)[1]  # the greeting is read by connect()
+        items = framed(*(stream[i:i + 4096] for i in range(0, len(stream), 4096)))
+        assert_same_as_line_by_line(stream, items)
+
+
+@pytest.mark.parametrize("read_size", [1000, 4096, 65_536, 10**7])
+def test_a_message_over_the_limit_is_logged_and_skipped_and_the_next_one_delivered(read_size, caplog):
+    huge = event("Event: Newchannel", *(f"X-Filler-{n}: {'y' * 200}" for n in range(1500)))
+    stream = huge + event("Event: UserEvent", "UserEvent: after")
+    framer, items, held = Framer("test"), [], 0
+    for start in range(0, len(stream), read_size):
+        items += framer.feed(stream[start:start + read_size])
+        held = max(held, len(framer._pending))
+    assert [headers for _, headers in items] == [{"Event": "UserEvent", "UserEvent": "after"}]
+    assert caplog.text.count("dropped a message over") == 1
+    assert held <= MAX_LINE + min(read_size, len(stream)), "never the whole message in memory"
+
+
+def test_a_line_over_the_limit_is_skipped_and_its_message_kept(caplog):
+    stream = b"Event: UserEvent\r\nJunk: " + b"x" * (2 * MAX_LINE) + b"\r\nUserEvent: kept\r\n\r\n"
+    for read_size in (5000, MAX_LINE, len(stream)):
+        caplog.clear()
+        items = framed(*(stream[i:i + read_size] for i in range(0, len(stream), read_size)))
+        assert [Message(lines).headers for lines, _ in items] == [{"Event": "UserEvent", "UserEvent": "kept"}]
+        assert caplog.text.count("dropped a line longer than") == 1
+
+
+def test_messages_in_lf_crlf_and_a_mix_arrive_whole_and_a_response_after_them_is_matched(simulator):
+    events = []
+    connection = connected(simulator.config(), on_event=events.append)
+    simulator.inject_raw(MIXED + PLAIN)
+    wait_for(lambda: sum(e.get("Event") == "Newstate" for e in events) == 2)
+    assert [e["Event"] for e in events if e["Event"] != "FullyBooted"] == ["Newchannel", "Newstate", "UserEvent", "Hangup", "Newchannel", "VarSet", "Hangup", *["UserEvent"] * 5, "Newstate"]
+    assert connection.ping().get_header("Ping") == "Pong"
+    connection.close()

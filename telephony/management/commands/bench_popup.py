@@ -8,6 +8,7 @@ import threading
 import time
 
 import websockets
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
@@ -17,60 +18,70 @@ from django.utils import timezone
 
 from history.models import Call
 from simplecalls.env import database_url
-from telephony.ami import AMIConfig, AMIConnection
 from telephony.management.commands.bench_failover import free_port, port_open
 from telephony.models import ListenerLease, Operator
+from telephony.realtime import operator_group
 from telephony.simulator import Simulator
 
 USERNAME, SECRET = "bench", "bench-secret"
+TARGET_P99_MS = 25.0
+LAYER_ROUND_TRIPS = 200
 
 
 class Command(BaseCommand):
     help = (
         "Pop-up latency: N operators connected to daphne, M concurrent incoming calls through the simulator and "
-        "pbx_listen; from the simulator writing each call's DialBegin to the operator's socket receiving call.ringing. JSON."
+        "pbx_listen; from the simulator writing each call's DialBegin to the operator's socket receiving call.ringing. "
+        "Beside it, in the same run, the floor: the same messages at the same moments sent by group_send straight to the "
+        "operators' sockets through daphne, and a bare group_send → receive round trip on the Redis channel layer. JSON."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--operators", type=int, default=50)
         parser.add_argument("--calls", type=int, default=100)
+        parser.add_argument("--spread-ms", type=float, default=100.0, help="the calls start evenly over this time")
 
-    def handle(self, *args, operators, calls, **options):
+    def handle(self, *args, operators, calls, spread_ms, **options):
         if not settings.REDIS_URL:
             raise CommandError("bench_popup runs daphne and pbx_listen as separate processes: set REDIS_URL (and DATABASE_URL)")
-        cookies = operator_sessions(operators)
+        pages = operator_sessions(operators)
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True).start()
         simulator = Simulator(host="127.0.0.1", port=0, username=USERNAME, secret=SECRET)
         asyncio.run_coroutine_threadsafe(simulator.start(), loop).result()
-        ami = AMIConfig("127.0.0.1", simulator.port, USERNAME, SECRET, ping_interval=0)
+        ami_address = f"127.0.0.1:{simulator.port}"
         web_port = free_port()
         environ = os.environ | {
-            "DATABASE_URL": database_url(connection.settings_dict),
+            "DATABASE_URL": database_url(connection.settings_dict), "CHANNEL_PREFIX": settings.CHANNEL_PREFIX,  # this process sends the floor's messages
             "AMI_HOST": "127.0.0.1", "AMI_PORT": str(simulator.port), "AMI_USERNAME": USERNAME, "AMI_SECRET": SECRET,
-            "DJANGO_SETTINGS_MODULE": "simplecalls.settings.base", "DEBUG": "1", "LOG_LEVEL": "WARNING",
+            # As in production: DEBUG off (Django would keep every statement), this process's key for the sessions it made.
+            "DJANGO_SETTINGS_MODULE": "simplecalls.settings.base", "DEBUG": "0", "SECRET_KEY": settings.SECRET_KEY,
+            "ALLOWED_HOSTS": "127.0.0.1", "DEMO": "0", "LOG_LEVEL": "WARNING",
         }
         processes = [
-            subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "simplecalls.asgi:application"], env=environ, cwd=settings.BASE_DIR),
+            subprocess.Popen([sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(web_port), "simplecalls.asgi:application"], env=environ, cwd=settings.BASE_DIR),
             subprocess.Popen([sys.executable, "manage.py", "pbx_listen"], env=environ, cwd=settings.BASE_DIR),
         ]
         try:
             wait_until(lambda: port_open(web_port), "daphne")
             wait_until(lambda: any(session.authenticated for session in simulator.sessions), "pbx_listen")
-            wait_until(lambda: ListenerLease.objects.filter(name=ami.address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
-            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", cookies, ami, calls))
+            wait_until(lambda: ListenerLease.objects.filter(name=ami_address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
+            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000))
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=15)
             asyncio.run_coroutine_threadsafe(simulator.stop(), loop).result()
-        self.stdout.write(json.dumps({"operators": operators, "calls": calls, "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "channel_layer": "redis", **figures}))
+        self.stdout.write(json.dumps({
+            "operators": operators, "calls": calls, "spread_ms": spread_ms, "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "channel_layer": "redis",
+            **figures,
+        }))
 
 
-def operator_sessions(count: int) -> list[tuple[str, str]]:
-    """Operators at extensions 200…, each with a logged-in session cookie; their calls of earlier runs are gone."""
+def operator_sessions(count: int) -> list[tuple[str, int, str]]:
+    """Operators at extensions 200…, each with its user id and a logged-in session cookie; their calls of earlier runs are gone."""
     Call.objects.filter(operator__username__startswith="bench-operator-").delete()
-    cookies = []
+    pages = []
     for index in range(count):
         extension = str(200 + index)
         user, _ = get_user_model().objects.get_or_create(username=f"bench-operator-{extension}")
@@ -78,13 +89,14 @@ def operator_sessions(count: int) -> list[tuple[str, str]]:
         session = SessionStore()
         session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend", HASH_SESSION_KEY: user.get_session_auth_hash()})
         session.save()
-        cookies.append((extension, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
-    return cookies
+        pages.append((extension, user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
+    return pages
 
 
-async def measure(address: str, cookies: list[tuple[str, str]], ami: AMIConfig, calls: int) -> dict:
+async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float) -> dict:
     received: dict[str, float] = {}
-    rung: dict[str, float] = {}
+    rung: dict[str, tuple[float, str]] = {}  # linkedid → when the simulator wrote its DialBegin, and the extension it rang
+    sample: list[dict] = []  # one call.ringing as the product sent it: the floor's messages are copies of it
     connected = asyncio.Semaphore(0)
 
     async def operator_page(cookie: str) -> None:
@@ -96,47 +108,110 @@ async def measure(address: str, cookies: list[tuple[str, str]], ami: AMIConfig, 
                     connected.release()
                 elif message["type"] == "call.ringing":
                     received.setdefault(message["call"]["linkedid"], time.perf_counter())
+                    sample[:] = sample or [message]
 
-    pages = [asyncio.create_task(operator_page(cookie)) for _, cookie in cookies]
-    for _ in cookies:
+    tasks = [asyncio.create_task(operator_page(cookie)) for _, _, cookie in pages]
+    for _ in pages:
         await asyncio.wait_for(connected.acquire(), 30)
+    extensions = [extension for extension, _, _ in pages]
+    dial_begin = simulator.pbx.dial_begin
 
-    def on_event(headers):
-        if headers.get("Event") == "DialBegin":
-            rung.setdefault(headers.get("Linkedid", ""), time.perf_counter())
+    def timed_dial_begin(caller, dest, dial_string):
+        rung.setdefault(dest.linkedid, (time.perf_counter(), dial_string))
+        dial_begin(caller, dest, dial_string)
 
-    watcher = AMIConnection(ami, on_event=on_event)
-    caller = AMIConnection(ami)
-    for ami_connection in (watcher, caller):
-        ami_connection.connect()
-        ami_connection.login()
-    extensions = [extension for extension, _ in cookies]
-
-    def place_calls():
+    async def place_calls():  # in the simulator's loop: no AMI client of ours competes with the listener for the CPU
+        simulator.pbx.dial_begin = timed_dial_begin
+        begin = time.perf_counter()
         for index in range(calls):
-            caller.send_action({"Action": "SimCall", "Scenario": "inbound_answered", "Caller": f"7903{index:07d}", "Extensions": extensions[index % len(extensions)], "Ring": 8, "Talk": 1})
+            await asyncio.sleep(begin + spread * index / calls - time.perf_counter())
+            simulator.start_call("inbound_answered", caller=f"7903{index:07d}", extensions=[extensions[index % len(extensions)]], ring=8, talk=1)
 
-    started = time.perf_counter()
-    await asyncio.get_running_loop().run_in_executor(None, place_calls)
-    placed = time.perf_counter() - started
-    deadline = time.monotonic() + 30
-    while sum(linkedid in received for linkedid in rung) < calls and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    for page in pages:
-        page.cancel()
-    watcher.close()
-    caller.close()
-    latencies = sorted((received[linkedid] - rung[linkedid]) * 1000 for linkedid in received if linkedid in rung)
-    if not latencies:
-        raise CommandError("no pop-up arrived")
-
-    def percentile(share: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(len(latencies) * share))], 1)
-
+    try:
+        started = time.perf_counter()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(place_calls(), simulator_loop))
+        await arrived(lambda: len(rung) >= calls)
+        placed = time.perf_counter() - started
+        await arrived(lambda: sum(linkedid in received for linkedid in rung) >= calls)
+        product = [(received[linkedid] - at) * 1000 for linkedid, (at, _) in rung.items() if linkedid in received]
+        if not product:
+            raise CommandError("no pop-up arrived")
+        users = {extension: user_id for extension, user_id, _ in pages}
+        socket_floor = await replay_floor(rung, users, sample[0], received)
+        layer_floor = await layer_round_trips(LAYER_ROUND_TRIPS)
+    finally:
+        simulator.pbx.dial_begin = dial_begin
+        for task in tasks:
+            task.cancel()
+    product_ms, socket_ms, layer_ms = percentiles(product), percentiles(socket_floor), percentiles(layer_floor)
     return {
-        "popups_received": len(latencies), "seconds_to_place_all_calls": round(placed, 3),
-        "latency_ms": {"p50": round(statistics.median(latencies), 1), "p95": percentile(0.95), "p99": percentile(0.99), "max": round(latencies[-1], 1)},
+        "popups_received": len(product), "seconds_to_place_all_calls": round(placed, 3),
+        "latency_ms": product_ms,
+        "floor": {
+            "group_send_to_socket_ms": socket_ms,
+            "channel_layer_round_trip_ms": layer_ms,
+            "what": "the same call.ringing messages, at the moments the PBX's DialBegins came, sent by group_send straight to the "
+                    "operators' sockets through daphne; and group_send → receive on the same Redis channel layer, one at a time",
+        },
+        "ratio": {
+            "p50": round(product_ms["p50"] / socket_ms["p50"], 1), "p99": round(product_ms["p99"] / socket_ms["p99"], 1),
+            "p99_to_channel_layer": round(product_ms["p99"] / layer_ms["p99"], 1),
+        },
+        "target": {"p99_ms": TARGET_P99_MS, "met": product_ms["p99"] <= TARGET_P99_MS},
     }
+
+
+async def replay_floor(rung: dict[str, tuple[float, str]], users: dict[str, int], sample: dict, received: dict[str, float]) -> list[float]:
+    """The product's pop-ups again, each at its call's moment, by group_send from here: the cost of the way to the socket alone."""
+    layer = get_channel_layer()
+    await layer.group_send("bench-warm-up", {"type": "warm.up"})
+    moments = sorted((at, extension) for at, extension in rung.values())
+    sent: dict[str, float] = {}
+
+    async def send(linkedid: str, user_id: int) -> None:
+        message = json.loads(json.dumps(sample))
+        message["call"]["linkedid"] = linkedid
+        sent[linkedid] = time.perf_counter()
+        await layer.group_send(operator_group(user_id), message)
+
+    begin, sends = time.perf_counter(), []
+    for index, (at, extension) in enumerate(moments):
+        await asyncio.sleep(max(0.0, begin + (at - moments[0][0]) - time.perf_counter()))
+        sends.append(asyncio.create_task(send(f"floor-{index}", users[extension])))
+    await asyncio.gather(*sends)
+    await arrived(lambda: all(linkedid in received for linkedid in sent))
+    return [(received[linkedid] - at) * 1000 for linkedid, at in sent.items() if linkedid in received]
+
+
+async def layer_round_trips(count: int) -> list[float]:
+    """group_send → receive on the Redis channel layer, one message at a time."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("bench-floor", channel)
+    times = []
+    for index in range(count + 10):
+        started = time.perf_counter()
+        await layer.group_send("bench-floor", {"type": "call.ringing", "n": index})
+        await layer.receive(channel)
+        if index >= 10:  # the first few set the connections up
+            times.append((time.perf_counter() - started) * 1000)
+    await layer.group_discard("bench-floor", channel)
+    return times
+
+
+async def arrived(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def percentiles(latencies: list[float]) -> dict:
+    latencies = sorted(latencies)
+
+    def at(share: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * share))], 2)
+
+    return {"p50": round(statistics.median(latencies), 2), "p95": at(0.95), "p99": at(0.99), "max": round(latencies[-1], 2)}
 
 
 def wait_until(condition, what: str, timeout: float = 30) -> None:

@@ -1,0 +1,67 @@
+"""The listener's writes (`calls_save_from_pbx`, `calls_add_rung`): monotonic whoever writes, in whatever order."""
+
+import datetime
+
+import pytest
+from django.db import DataError, connection, transaction
+from django.utils import timezone
+
+from clients.models import Client
+from history.models import Call
+from history.services import calls_add_rung, calls_save_from_pbx
+
+pytestmark = pytest.mark.django_db
+
+T0 = timezone.now().replace(microsecond=0)
+
+
+def picture(linkedid: str, **fields) -> Call:
+    """A call as the listener sees it at one moment."""
+    defaults = {"direction": "in", "disposition": "ringing", "phone": "+74957894561", "extension": "100", "started_at": T0, "source": Call.Source.AMI}
+    return Call(linkedid=linkedid, **(defaults | fields))
+
+
+def test_a_batch_is_inserted_in_one_go_and_each_call_gets_its_id():
+    calls = [picture(f"batch.{n}", phone=f"+7495000000{n}") for n in range(3)]
+    written = calls_save_from_pbx(calls)
+    rows = {row.linkedid: row for row in Call.objects.all()}
+    assert written == {linkedid: row.pk for linkedid, row in rows.items()} and [call.pk for call in calls] == [rows[f"batch.{n}"].pk for n in range(3)]
+    assert rows["batch.2"].phone == "+74950000002" and rows["batch.2"].started_at == T0 and rows["batch.2"].source == "ami"
+
+
+def test_an_older_picture_arriving_later_takes_nothing_back(operator_user):
+    calls_save_from_pbx([picture("mono.1", disposition="answered", operator_id=operator_user.pk, answered_at=T0 + datetime.timedelta(seconds=5))])
+    calls_save_from_pbx([picture("mono.1", started_at=T0 + datetime.timedelta(seconds=1), phone="", extension="")])  # a standby's stale view
+    row = Call.objects.get()
+    assert (row.disposition, row.answered_at, row.operator_id) == ("answered", T0 + datetime.timedelta(seconds=5), operator_user.pk)
+    assert (row.started_at, row.phone, row.extension) == (T0, "+74957894561", "100")
+    calls_save_from_pbx([picture("mono.1", started_at=T0 - datetime.timedelta(seconds=2))])
+    assert Call.objects.get().started_at == T0 - datetime.timedelta(seconds=2), "an earlier start is taken"
+
+
+def test_a_finished_call_is_never_written_again_and_an_existing_calls_client_stays():
+    ivanov = Client.objects.create(last_name="Иванов", phone_mobile="+74957894561")
+    calls_save_from_pbx([picture("done.1", ended_at=T0, duration=3)])
+    calls_save_from_pbx([picture("open.1")])
+    again = [picture("done.1", ended_at=T0 + datetime.timedelta(seconds=9), duration=12), picture("open.1", client_id=ivanov.pk)]
+    written = calls_save_from_pbx(again)
+    assert list(written) == ["open.1"] and again[0].pk is None
+    assert Call.objects.get(linkedid="done.1").duration == 3
+    assert Call.objects.get(linkedid="open.1").client_id is None, "a client given for an existing row is the operator's to set"
+
+
+def test_a_value_too_long_for_its_column_fails_rather_than_being_cut():
+    from tests.conftest import needs
+
+    needs(connection.vendor == "postgresql", "SQLite does not hold a column to its length")
+    with pytest.raises(DataError), transaction.atomic():
+        calls_save_from_pbx([picture("long.1", extension="1" * 40)])
+
+
+def test_the_operators_a_call_rang_are_added_once_and_never_taken_off(operator_user, django_user_model):
+    boris = django_user_model.objects.create_user("operator2")
+    calls_save_from_pbx([picture("rung.1"), picture("rung.2")])
+    first, second = Call.objects.order_by("linkedid")
+    calls_add_rung([(first.pk, operator_user.pk), (first.pk, operator_user.pk), (second.pk, boris.pk)])
+    calls_add_rung([(first.pk, boris.pk), (second.pk, boris.pk)])
+    assert set(first.rung.all()) == {operator_user, boris} and list(second.rung.all()) == [boris]
