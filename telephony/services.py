@@ -21,8 +21,9 @@ from history.services import call_dismiss, call_register, call_set_client, calls
 from telephony import messages, realtime
 from telephony.ami import AMIConfig, AMIConnection, dial_number, shared_connection
 from telephony.dialing import CLICK_TO_CALL, DialTarget, NotDiallable, dial_target
+from telephony.models import Operator
 
-DEMO_SCENARIOS = frozenset({"inbound_answered", "inbound_missed"})
+DEMO_SCENARIOS = frozenset({"inbound_answered", "inbound_missed", "inbound_smart"})
 # A caller-ID name is quoted in the Originate: what would end the quote or the name goes.
 CALLER_NAME_UNSAFE = re.compile(r'["<>\\\x00-\x1f\x7f]+')
 
@@ -71,11 +72,14 @@ def calls_pending_clear(*, user) -> int:
 def demo_call_place(*, extension: str, scenario: str, known_caller: bool) -> None:
     """Ask the PBX simulator for a call to `extension`, from a client's number or a random one.
 
+    `inbound_smart` calls from a client the operator at `extension` manages, through smart transfer.
     Demo mode only, the one place the web talks AMI; raises AMIError when the PBX cannot be told.
     """
     if scenario not in DEMO_SCENARIOS:
         raise ValueError(f"unknown demo scenario {scenario!r}")
-    if known_caller:
+    if scenario == "inbound_smart":
+        number = demo_managed_client_phone(extension)
+    elif known_caller:
         client = Client.objects.exclude(phone_mobile=None).order_by("?").first()
         number = client.phone_mobile if client else "+74957894561"
     else:
@@ -87,6 +91,18 @@ def demo_call_place(*, extension: str, scenario: str, known_caller: bool) -> Non
         ami.send_action({"Action": "SimCall", "Scenario": scenario, "Caller": dial_number(number), "Extensions": extension, "Ring": 4, "Talk": 10})
     finally:
         ami.close()
+
+
+def demo_managed_client_phone(extension: str) -> str:
+    """The mobile of a client whose manager is the operator at `extension`; with none yet, a client without a manager becomes theirs (demo only)."""
+    clients = Client.objects.exclude(phone_mobile=None)
+    client = clients.filter(manager__operator__extension=extension).order_by("?").first()
+    if client is None:
+        client = clients.filter(manager=None).order_by("?").first()
+        if client is None:
+            return "+74957894561"
+        Client.objects.filter(pk=client.pk).update(manager=Operator.objects.get(extension=extension).user)
+    return client.phone_mobile
 
 
 @dataclass(frozen=True)

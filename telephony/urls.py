@@ -1,6 +1,6 @@
 from django.urls import path
 
-from telephony import views
+from telephony import dialplan, views
 
 app_name = "telephony"
 urlpatterns = [
@@ -11,4 +11,6 @@ urlpatterns = [
     path("calls/pending/clear/", views.pending_clear, name="pending_clear"),
     path("demo/call/", views.demo_call, name="demo_call"),
     path("originate/", views.originate, name="originate"),
+    path("dialplan/route", dialplan.route, name="dialplan_route"),
+    path("dialplan/callerid", dialplan.callerid, name="dialplan_callerid"),
 ]

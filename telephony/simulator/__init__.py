@@ -11,7 +11,7 @@ header names are case-insensitive, and every header is optional.
 
     Action: SimCall
     Scenario: inbound_answered | inbound_missed | inbound_no_answer | inbound_busy
-              | inbound_ring_group | inbound_queue | outbound_answered
+              | inbound_ring_group | inbound_queue | outbound_answered | inbound_smart
     Caller: 74957894561          (default; the outside number: the one dialled, for outbound_answered)
     CallerName: O'Brien          (default: none, sent as <unknown>)
     Extensions: 100,101          (default 100; dialled in parallel, the first one answers)
@@ -36,6 +36,11 @@ header names are case-insensitive, and every header is optional.
     (the queue then sends QueueCallerAbandon).
     outbound_answered: the first extension's desk phone dials Caller on the trunk
        (Dial(PJSIP/trunk/<number>) from from-internal); the outside party answers after Ring.
+    inbound_smart: smart transfer, as deploy/asterisk/extensions.conf plays it (dialplan.py):
+       the trunk channel first asks the simulator's `dialplan_url` over HTTP (callerid?number=,
+       then route?number=&did=&call=<linkedid>&attempt=0, with `dialplan_token`), sets
+       CALLERID(name) from the first answer (NewCallerid), and rings the extension the second
+       answered; an empty or failed answer rings Extensions. Then as inbound_answered.
 
     Action: SimLoad
     Rate: 100                    (calls started per second, wall-clock)

@@ -43,6 +43,10 @@ async def handle(session: Session, request: Request) -> bool:
             f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.",
         ))
         return True
+    if not session.simulator.may_write(AUTHORITY[name]):
+        # manager.c checks the user's write= classes before the action reads a single header.
+        session.send(response(request, "Error", "Permission denied"))
+        return True
     return await handler[0](session, request)
 
 
@@ -59,8 +63,7 @@ async def login(session: Session, request: Request) -> bool:
         session.send(response(request, "Error", "Authentication failed"))
         return False
     mask = protocol.strings_to_mask(request.get("events"))
-    if mask >= 0:
-        session.event_mask = mask
+    session.event_mask = simulator.read_mask & mask if mask >= 0 else simulator.read_mask
     session.logged_in()
     session.send(response(request, "Success", "Authentication accepted"))
     if session.event_mask & protocol.EVENT_CLASSES["system"]:
@@ -95,13 +98,14 @@ async def events(session: Session, request: Request) -> bool:
     if mask < 0:
         session.send(response(request, "Error", "Invalid event mask"))
         return True
-    session.event_mask = mask
+    session.event_mask = session.simulator.read_mask & mask  # never more than the user's read= classes
     session.send(response(request, "Success", extra=[("Events", "On" if mask else "Off")]))
     return True
 
 
 async def list_commands(session: Session, request: Request) -> bool:
-    pairs = [(spec[1], f"{spec[2]} (Priv: {spec[3]})") for spec in ACTIONS.values()]
+    allowed = session.simulator.may_write
+    pairs = [(spec[1], f"{spec[2]} (Priv: {spec[3]})") for name, spec in ACTIONS.items() if allowed(AUTHORITY[name])]
     session.send(response(request, "Success", extra=pairs))
     return True
 
@@ -381,3 +385,12 @@ ACTIONS: dict[str, tuple[Handler, str, str, str]] = {
     "simdtmf": (sim_dtmf, "SimDTMF", "Simulator: the DTMF an outside number was sent", "originate,all"),
     "simdrop": (sim_drop, "SimDrop", "Simulator: drop every other session", "originate,all"),
 }
+
+
+def authority(privilege: str) -> int:
+    """The classes an action needs, from its ListCommands privilege: `system,reporting,all` → system|reporting."""
+    names = [name for name in privilege.split(",") if name not in ("all", "<none>")]
+    return protocol.strings_to_mask(",".join(names)) if names else 0
+
+
+AUTHORITY = {name: authority(spec[3]) for name, spec in ACTIONS.items()}

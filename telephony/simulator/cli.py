@@ -47,6 +47,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--endpoint", action="append", default=[], metavar="EXT=TECH/NAME", type=endpoint_argument,
         help="dial this extension's phone on a named endpoint, e.g. 106=PJSIP/hg63xv (repeatable)",
     )
+    parser.add_argument("--dialplan-url", help="smart transfer's endpoints for inbound_smart, e.g. http://127.0.0.1:8000/telephony/dialplan/")
+    parser.add_argument("--dialplan-token", default="", help="the DIALPLAN_TOKEN those endpoints expect")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +89,8 @@ def simulator_from_args(args: argparse.Namespace) -> Simulator:
         chanvariables=args.chanvariable,
         time_scale=args.time_scale,
         endpoints=parse_endpoints(",".join(args.endpoint)),
+        dialplan_url=args.dialplan_url,
+        dialplan_token=args.dialplan_token,
     )
 
 

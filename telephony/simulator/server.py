@@ -11,13 +11,14 @@ from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from . import protocol
 from .actions import handle
 from .calls import Call, Engine
+from .dialplan import SMART_SCENARIOS, DialplanHttp, inbound_smart
 from .groups import GROUP_SCENARIOS, inbound_queue, inbound_ring_group
 from .outbound import OUTBOUND_SCENARIOS, outbound, outbound_channel
 from .pbx import Pbx
 from .protocol import EVENT_CLASSES, FrameParser, Request
 from .scenarios import INBOUND_SCENARIOS, inbound, inbound_channel
 
-SCENARIOS = INBOUND_SCENARIOS + GROUP_SCENARIOS + OUTBOUND_SCENARIOS
+SCENARIOS = INBOUND_SCENARIOS + GROUP_SCENARIOS + OUTBOUND_SCENARIOS + SMART_SCENARIOS
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,15 @@ class Simulator:
     `on_action`, when given, is called on the event loop with every request (a `protocol.Request`)
     as it arrives, before its session handles it: benchmarks time when an Originate reached the PBX.
     It must be quick and must not raise.
+
+    `dialplan_url` (the smart-transfer endpoints' base, `http://host:port/telephony/dialplan/`) and
+    `dialplan_token` are where the `inbound_smart` scenario's dialplan asks; without a URL it takes
+    the normal route, as a dialplan whose CURL() failed would.
+
+    `read_classes` and `write_classes` are the user's `read=` and `write=` of manager.conf
+    (`call,dialplan`, `originate,reporting`; default `all`): an action of a class the user may not
+    write is answered `Permission denied` before its headers are read, and events of a class the
+    user may not read are never sent, whatever the Login's `Events:` asks (docs/pbx.md §2).
     """
 
     def __init__(
@@ -150,14 +160,21 @@ class Simulator:
         time_scale: float = 1.0,
         endpoints: Mapping[str, str] | None = None,
         on_action: Callable[[Request], None] | None = None,
+        dialplan_url: str | None = None,
+        dialplan_token: str = "",
+        read_classes: str = "all",
+        write_classes: str = "all",
     ) -> None:
         self.host = host
         self.port = port
         self.username = username
         self.secret = secret
+        self.read_mask = max(protocol.strings_to_mask(read_classes), 0)
+        self.write_mask = max(protocol.strings_to_mask(write_classes), 0)
         self.time_scale = time_scale
         self.sessions: set[Session] = set()
         self.on_action = on_action
+        self.dialplan = DialplanHttp(dialplan_url, dialplan_token) if dialplan_url else None
         self.pbx = Pbx(self._broadcast, chanvariables)
         self.engine = Engine(
             self.pbx, time_scale=time_scale, recordings_dir=recordings_dir, cdr_csv=cdr_csv, endpoints=endpoints,
@@ -197,6 +214,10 @@ class Simulator:
         for session in self.sessions:
             if session.authenticated and session.event_mask & bit:
                 session.send(data)
+
+    def may_write(self, authority: int) -> bool:
+        """Whether the user may run an action needing `authority` (any one of its classes will do, as in manager.c)."""
+        return authority == 0 or bool(self.write_mask & authority)
 
     def unauthenticated_count(self) -> int:
         return sum(1 for session in self.sessions if not session.authenticated)
@@ -251,6 +272,11 @@ class Simulator:
         if scenario in OUTBOUND_SCENARIOS:
             phone = outbound_channel(engine, call, extensions[0], caller, phones)
             script = outbound(engine, call, phone, ring_seconds=ring, talk=talk)
+        elif scenario in SMART_SCENARIOS:
+            trunk = inbound_channel(engine, call, caller, caller_name)
+            script = inbound_smart(
+                engine, call, trunk, http=self.dialplan, extensions=list(extensions), ring=ring, talk=talk, endpoints=phones,
+            )
         elif scenario in GROUP_SCENARIOS:
             trunk = inbound_channel(engine, call, caller, caller_name)
             play = inbound_ring_group if scenario == "inbound_ring_group" else inbound_queue

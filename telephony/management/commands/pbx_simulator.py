@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         add_serve_arguments(parser)
-        parser.set_defaults(port=settings.AMI_PORT, username=settings.AMI_USERNAME, secret=settings.AMI_SECRET)
+        parser.set_defaults(port=settings.AMI_PORT, username=settings.AMI_USERNAME, secret=settings.AMI_SECRET, dialplan_token=settings.DIALPLAN_TOKEN)
 
     def handle(self, *args, **options):
         from argparse import Namespace

@@ -1,5 +1,6 @@
 import asyncio
 import logging
+import secrets
 import threading
 from pathlib import Path
 
@@ -33,8 +34,11 @@ class Command(RunserverCommand):
         celery_app.conf.task_always_eager = True
         if not settings.CDR_CSV:
             use_simulator_cdr(SIMULATOR_CDR)
+        if not settings.DIALPLAN_TOKEN:
+            # The simulator's dialplan asks this very server (smart transfer), with a token of this run's own.
+            settings.DIALPLAN_TOKEN = secrets.token_urlsafe(24)
         stop = threading.Event()
-        threading.Thread(target=serve_simulator, args=(stop,), name="pbx-simulator", daemon=True).start()
+        threading.Thread(target=serve_simulator, args=(stop, self.dialplan_url()), name="pbx-simulator", daemon=True).start()
         threading.Thread(target=run_listener, args=(stop, AMIConfig.from_settings()), name="pbx-listen", daemon=True).start()
         threading.Thread(target=reconcile_periodically, args=(stop,), name="cdr-reconcile", daemon=True).start()
         try:
@@ -42,13 +46,20 @@ class Command(RunserverCommand):
         finally:
             stop.set()
 
+    def dialplan_url(self) -> str:
+        """Smart transfer's endpoints on this server, for the simulator's inbound_smart calls."""
+        host = {"0": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.addr, self.addr)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/telephony/dialplan/"
 
-def serve_simulator(stop: threading.Event) -> None:
+
+def serve_simulator(stop: threading.Event, dialplan_url: str | None = None) -> None:
     async def main():
         settings.RECORDINGS_DIR.mkdir(parents=True, exist_ok=True)
         simulator = Simulator(
             host=settings.AMI_HOST, port=settings.AMI_PORT, username=settings.AMI_USERNAME, secret=settings.AMI_SECRET,
             cdr_csv=str(SIMULATOR_CDR), recordings_dir=str(settings.RECORDINGS_DIR),
+            dialplan_url=dialplan_url, dialplan_token=settings.DIALPLAN_TOKEN,
         )
         simulator.engine.set_outcome("*", ring=DEMO_RING_SECONDS, talk=DEMO_TALK_SECONDS)
         await simulator.start()

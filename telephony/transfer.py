@@ -1,0 +1,187 @@
+"""Smart transfer: which extension a caller's call should ring, and the caller's name, decided within a time budget.
+
+The dialplan asks over HTTP (telephony/dialplan.py) before it rings anyone, so an answer must come
+quickly or not at all: every lookup runs in a transaction whose statements give up after the
+budget (PostgreSQL's statement and lock timeouts), and any error, or a lookup slower than the
+budget, gives an empty answer — the dialplan's normal route.
+
+The route, for a known caller (`attempt` counts the dialplan's asks for one call, from 0):
+candidates are the responsible manager, when available (active, with an extension, and marked
+available or with an operator page open), then the active steps of the fallback chain in order;
+the answer is candidate number `attempt`, or nothing once they run out. A caller nobody knows,
+a client without a manager, or a number shared by clients of different managers gets nothing.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from clients.models import Client
+from clients.phones import phone_normalize
+from clients.services import phone_condition
+from telephony.callerid import callerid_name
+from telephony.models import RouteDecision, RouteFallback
+from telephony.presence import operator_present
+
+log = logging.getLogger(__name__)
+
+Reason = RouteDecision.Reason
+MAX_ATTEMPT = 1000  # more asks than any chain has steps; only bounds what is stored
+# A decision the lookup could not make is still written down, however little of the budget is left.
+MIN_WRITE_MS = 50
+# PostgreSQL's codes for a statement cancelled by statement_timeout and for lock_timeout.
+TIMED_OUT = {"57014", "55P03"}
+
+
+class TooSlow(Exception):
+    pass
+
+
+@dataclass
+class Decision:
+    """The route's answer for one ask, and why."""
+
+    number: str
+    did: str = ""
+    attempt: int = 0
+    extension: str = ""
+    reason: str = Reason.UNKNOWN
+    client_id: int | None = None
+    step: int | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def why(self) -> str:
+        return RouteDecision(reason=self.reason, step=self.step).why
+
+
+@contextmanager
+def within(budget_ms: float):
+    """A transaction whose statements give up after `budget_ms` on PostgreSQL, waiting for a lock included.
+
+    Its commit does not wait for the disk (synchronous_commit off): what it writes is a decision's
+    audit row, and a database crash may lose the last few of those, but a caller never waits on a flush.
+    """
+    with transaction.atomic():
+        postgresql = connection.vendor == "postgresql"
+        nested = postgresql and connection.savepoint_ids  # inside someone's transaction: put the settings back after
+        if postgresql:
+            limit = f"{max(int(budget_ms), 1)}ms"
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)",
+                    [limit, limit],
+                )
+        yield
+        if nested:
+            with connection.cursor() as cursor:
+                for name in ("statement_timeout", "lock_timeout", "synchronous_commit"):
+                    cursor.execute(f"SET LOCAL {name} TO DEFAULT")
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def route_decide(*, number: str, did: str = "", attempt: int = 0, budget_ms: float, linkedid: str = "", store: bool = True) -> Decision:
+    """The extension for a call from `number` (empty: the normal route); written down as a RouteDecision when `store`."""
+    started = time.perf_counter()
+    attempt = min(max(attempt, 0), MAX_ATTEMPT)
+    e164 = phone_normalize(number) if number else ""
+    decision = Decision(number=(e164 or number.strip())[:40], did=did[:40], attempt=attempt)
+    decided = False
+    try:
+        with within(budget_ms):
+            if e164:
+                decide(decision, e164)
+            decision.elapsed_ms = elapsed_ms(started)
+            if decision.elapsed_ms > budget_ms:
+                raise TooSlow
+            decided = True
+            if store:  # in the lookup's transaction: a statement more, not a transaction more
+                route_decision_write(decision, linkedid=linkedid)
+        return decision
+    except Exception as error:
+        if decided:  # the answer stands; only writing it down failed
+            log.warning("smart transfer decision for %s not written: %r", decision.number, error)
+            return decision
+        decision.extension, decision.step = "", None
+        decision.elapsed_ms = elapsed_ms(started)
+        decision.reason = Reason.SLOW if timed_out(error, decision.elapsed_ms, budget_ms) else Reason.ERROR
+        log.warning("smart transfer for %s answered empty (%s) after %.0f ms: %r", decision.number, decision.reason, decision.elapsed_ms, error)
+    if store:
+        route_decision_save(decision, linkedid=linkedid, budget_ms=max(budget_ms - elapsed_ms(started), MIN_WRITE_MS))
+    return decision
+
+
+def timed_out(error: Exception, elapsed: float, budget_ms: float) -> bool:
+    code = getattr(error.__cause__, "sqlstate", None) or getattr(error, "sqlstate", None)
+    return isinstance(error, TooSlow) or code in TIMED_OUT or elapsed >= budget_ms
+
+
+def decide(decision: Decision, e164: str) -> None:
+    """Fill in the extension and the reason for a caller with this E.164 number (database reads only)."""
+    rows = list(
+        Client.objects.filter(phone_condition(e164)).order_by()
+        .values_list("pk", "manager_id", "manager__is_active", "manager__operator__extension", "manager__operator__available")[:10]
+    )
+    if not rows:
+        decision.reason = Reason.UNKNOWN
+        return
+    if len(rows) == 1:
+        decision.client_id = rows[0][0]
+    managers = {row[1] for row in rows}
+    if managers == {None}:
+        decision.reason = Reason.NO_MANAGER
+        return
+    if len(managers) > 1:
+        decision.reason = Reason.SEVERAL
+        return
+    _, manager_id, is_active, extension, marked = rows[0]
+    available = bool(is_active and extension and (marked or operator_present(manager_id)))
+    candidates = [extension] if available else []
+    steps = list(RouteFallback.objects.filter(is_active=True).values_list("extension", flat=True)) if decision.attempt >= len(candidates) else []
+    if decision.attempt < len(candidates):
+        decision.extension, decision.reason = extension, Reason.MANAGER
+    elif decision.attempt - len(candidates) < len(steps):
+        decision.step = decision.attempt - len(candidates) + 1
+        decision.extension = steps[decision.step - 1]
+        decision.reason = Reason.NEXT_STEP if available else Reason.MANAGER_AWAY
+    else:
+        decision.reason = Reason.CHAIN_END
+
+
+def route_decision_write(decision: Decision, *, linkedid: str) -> RouteDecision:
+    return RouteDecision.objects.create(
+        linkedid=linkedid[:150], number=decision.number, did=decision.did, client_id=decision.client_id, attempt=decision.attempt,
+        extension=decision.extension, reason=decision.reason, step=decision.step, elapsed_ms=round(decision.elapsed_ms, 2),
+    )
+
+
+def route_decision_save(decision: Decision, *, linkedid: str, budget_ms: float) -> None:
+    """Write down a decision the lookup could not make, in a transaction of its own; a failure to is logged."""
+    try:
+        with within(budget_ms):
+            route_decision_write(decision, linkedid=linkedid)
+    except Exception as error:
+        log.warning("smart transfer decision for %s not written: %r", decision.number, error)
+
+
+def callerid_lookup(*, number: str, ascii: bool, budget_ms: float, max_length: int) -> str:
+    """The short name of the one client with this number; empty for nobody, several clients, an error or a slow lookup."""
+    started = time.perf_counter()
+    e164 = phone_normalize(number) if number else ""
+    if not e164:
+        return ""
+    try:
+        with within(budget_ms):
+            rows = list(Client.objects.filter(phone_condition(e164)).order_by().values_list("last_name", "first_name", "middle_name")[:2])
+            if elapsed_ms(started) > budget_ms:
+                raise TooSlow
+    except Exception as error:
+        log.warning("caller-ID name for %s answered empty after %.0f ms: %r", e164, elapsed_ms(started), error)
+        return ""
+    return callerid_name(*rows[0], ascii=ascii, max_length=max_length) if len(rows) == 1 else ""
