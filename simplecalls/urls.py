@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from simplecalls.login import AdminLoginForm, LoginView
+from telephony.healthz import healthz
 
 admin.site.login_form = AdminLoginForm  # the admin's login page is throttled like the operators'
 
@@ -18,4 +19,5 @@ urlpatterns = [
     path("history/", include("history.urls")),
     path("telephony/", include("telephony.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),  # no login: for a load balancer or monitoring
 ]

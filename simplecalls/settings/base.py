@@ -17,6 +17,7 @@ from simplecalls.env import (
     env_float,
     env_int,
     env_list,
+    networks_from_env,
     phone_region_from_env,
     redis_url_from_env,
     regex_from_env,
@@ -141,6 +142,11 @@ RECORDINGS_DIR = Path(env.get("RECORDINGS_DIR") or VAR_DIR / "recordings")
 # checks and audits, then nginx sends the bytes (X-Accel-Redirect). Empty: Django streams them itself.
 RECORDINGS_ACCEL_PREFIX = env.get("RECORDINGS_ACCEL_PREFIX", "")
 DIALPLAN_TOKEN = env.get("DIALPLAN_TOKEN", "")
+# Smart transfer's endpoints for the dialplan (telephony/dialplan.py): who may ask (CIDRs; none = any
+# address with the token), how long a lookup may take before the answer is empty, how long a caller-ID name may be.
+DIALPLAN_ALLOWED_IPS = networks_from_env(env, "DIALPLAN_ALLOWED_IPS")
+DIALPLAN_BUDGET_MS = env_int(env, "DIALPLAN_BUDGET_MS", 300, low=10, high=10_000)
+CALLERID_MAX_LENGTH = env_int(env, "CALLERID_MAX_LENGTH", 20, low=4, high=80)
 # How an E.164 number becomes what the trunk dials: "prefix=replacement" rules, the first that fits wins.
 DIAL_RULES = dial_rules_from_env(env, PHONE_REGION)
 
@@ -167,6 +173,11 @@ CDR_WINDOW_HOURS = env_int(env, "CDR_WINDOW_HOURS", 24, high=24 * 366)
 
 # The listener's leadership lease: a standby takes over this many seconds after the leader stops renewing.
 LISTENER_LEASE_SECONDS = env_int(env, "LISTENER_LEASE_SECONDS", 3, high=600)
+# /healthz answers 503 when the database or Redis takes longer than HEALTHZ_TIMEOUT_MS, when the leading listener
+# last renewed its lease over HEALTHZ_LISTENER_MAX_AGE seconds ago, and (0: never) when it heard no AMI event for HEALTHZ_EVENT_MAX_AGE.
+HEALTHZ_TIMEOUT_MS = env_int(env, "HEALTHZ_TIMEOUT_MS", 1000, low=50, high=30_000)
+HEALTHZ_LISTENER_MAX_AGE = env_int(env, "HEALTHZ_LISTENER_MAX_AGE", max(15, 2 * LISTENER_LEASE_SECONDS), high=3600)
+HEALTHZ_EVENT_MAX_AGE = env_int(env, "HEALTHZ_EVENT_MAX_AGE", 0, low=0, high=7 * 24 * 3600)
 # A call with no event for this long is closed (its hang-up was lost).
 STALE_CALL_MINUTES = env_int(env, "STALE_CALL_MINUTES", 720, high=60 * 24 * 7)
 

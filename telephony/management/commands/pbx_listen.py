@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections as db_connections
 
 from telephony.ami import AMIConfig, connect_with_retry
+from telephony.heartbeat import listener_heartbeat
 from telephony.leader import Lease
 from telephony.listener import Listener
 
@@ -38,6 +39,7 @@ def run(stop: threading.Event, config: AMIConfig, listener: Listener | None = No
     listener = listener or Listener(lease=Lease(config.address, ttl=settings.LISTENER_LEASE_SECONDS))
     connected = threading.Event()
     keeper = listener.lease.keep(stop, connected) if listener.lease else None
+    heartbeat = listener_heartbeat(listener, config.address, connected, stop)  # for pbx_check and /healthz
     try:
         while not stop.is_set():
             lost = threading.Event()
@@ -47,7 +49,7 @@ def run(stop: threading.Event, config: AMIConfig, listener: Listener | None = No
             connected.set()
             listener.repair_due, audited_at = True, time.monotonic()
             while not stop.is_set() and not lost.is_set():
-                listener.step()
+                heartbeat.stepped(listener.step())
                 if listener.leading and (listener.repair_due or time.monotonic() - audited_at > AUDIT_EVERY):
                     listener.repair(connection)
                     audited_at = time.monotonic()
