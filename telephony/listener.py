@@ -22,7 +22,7 @@ from django.utils import timezone
 from clients.services import clients_by_phones
 from history.models import Call
 from history.services import calls_add_rung, calls_close, calls_link_clients, calls_save_from_pbx, recording_add
-from telephony import realtime
+from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker, outgoing_stage
 from telephony.messages import originate_status
@@ -53,6 +53,7 @@ class Sent:
     answered: bool = False
     over: bool = False
     stage: str = ""  # a click-to-call's last originate.status
+    rung_logged: int = 0  # how many of the call's extensions the journal has named (telephony/calllog.py)
     client_looked_up: bool = False
     clients: list = field(default_factory=list)  # the caller's matches, for the live messages
     client_id: int | None = None  # the one match, linked to the call
@@ -235,6 +236,9 @@ class Listener:
         rows = Call.objects.filter(linkedid__in=new).order_by().values_list("linkedid", "operator_id", "answered_at", "ended_at")
         for linkedid, operator_id, answered_at, ended_at in rows:
             self.sent[linkedid] = Sent(told=[operator_id] if operator_id else [], answered=answered_at is not None, over=ended_at is not None)
+        for state in states:  # the listener that wrote the row has logged its ringing
+            if state.linkedid in new and state.linkedid in self.sent:
+                self.sent[state.linkedid].rung_logged = len(state.extensions_rung)
         if rows:
             for linkedid, user_id in Call.rung.through.objects.filter(call__linkedid__in=new).values_list("call__linkedid", "user_id"):
                 if user_id not in self.sent[linkedid].told:
@@ -265,22 +269,31 @@ class Listener:
         it; all of them hear it ended.
         """
         sent = self.sent[state.linkedid]
+        clicked = call.linkedid.startswith(CLICK_TO_CALL) and call.operator_id is not None
         news = []
         for user_id in dict.fromkeys([*rung, call.operator_id]):
             if user_id is not None and user_id not in sent.told:
                 sent.told.append(user_id)
                 news.append((user_id, "call.ringing"))
+        if len(state.extensions_rung) > sent.rung_logged and not clicked:
+            calllog.ringing(call.linkedid, call.direction, call.phone, state.extensions_rung[sent.rung_logged:], first=not sent.rung_logged)
+            sent.rung_logged = len(state.extensions_rung)
         if state.answered_at and not sent.answered:
             sent.answered = True
             news += [(user_id, "call.answered" if user_id == call.operator_id else "call.taken") for user_id in sent.told]
+            if not clicked:
+                calllog.answered(call.linkedid, call.extension)
         if state.recording and state.is_over:
             recording_add(call.pk, state.recording, state.billsec)
         if state.is_over and not sent.over:
             sent.over = True
             news += [(user_id, "call.ended") for user_id in sent.told]
-        if call.linkedid.startswith(CLICK_TO_CALL) and call.operator_id is not None:
+            calllog.ended(call.linkedid, call.disposition, call.billsec, call.duration)
+        if clicked:
             stage = outgoing_stage(state)
             if stage != sent.stage:
+                if stage != "ended":  # the line above says it, with the figures
+                    calllog.click_to_call(call.linkedid, stage, extension=call.extension, phone=call.phone, first=not sent.stage)
                 sent.stage = stage
                 news.append((call.operator_id, f"originate.{stage}"))
         return news

@@ -163,8 +163,29 @@ def test_the_test_originate_rings_the_operators_phone_and_sees_the_events(pbx, l
 
     originate = lines[-1]
     assert originate.startswith("OK    Test originate:") and "Local/100@from-internal" in originate
-    assert "classes call and dialplan" in originate
+    assert "classes call, dialplan came" in originate and "recorded call" not in originate
     assert not failed
+
+
+def test_the_test_originate_passes_on_call_events_alone_as_the_shipped_eventfilter_sends_them(settings, tmp_path, operators):
+    # deploy/asterisk/manager.conf lets through no dialplan event but a recording's VarSet: a test call without one has none.
+    with running_simulator(time_scale=0.01, read_classes="call", write_classes="originate,reporting") as filtered:
+        settings.AMI_HOST, settings.AMI_PORT, settings.AMI_USERNAME, settings.AMI_SECRET = "127.0.0.1", filtered.port, USERNAME, SECRET
+        lines, _ = check("--originate-to", "operator1")
+
+    originate = verdict(lines, "Test originate")
+    assert originate.startswith("OK    Test originate:") and "classes call came" in originate
+    assert "comes only with a recorded call" in originate
+
+
+def test_the_test_originate_fails_when_no_call_event_comes(settings, tmp_path, operators):
+    with running_simulator(time_scale=0.01, read_classes="dialplan", write_classes="originate,reporting") as deaf:
+        settings.AMI_HOST, settings.AMI_PORT, settings.AMI_USERNAME, settings.AMI_SECRET = "127.0.0.1", deaf.port, USERNAME, SECRET
+        lines, failed = check("--originate-to", "operator1")
+
+    originate = verdict(lines, "Test originate")
+    assert originate.startswith("FAIL") and "read = call" in originate
+    assert failed
 
 
 def test_the_test_originate_to_someone_without_an_extension_fails(pbx, django_user_model):
