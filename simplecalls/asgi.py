@@ -1,4 +1,4 @@
-"""ASGI entry point: Django views over HTTP, operator events over WebSocket."""
+"""ASGI entry point: Django views over HTTP (the dialplan's two asks answered in front of Django), operator events over WebSocket."""
 
 import os
 
@@ -11,11 +11,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from telephony.dialplan import dialplan_in_front  # noqa: E402
 from telephony.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": dialplan_in_front(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

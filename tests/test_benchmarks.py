@@ -81,7 +81,8 @@ def test_bench_dialplan_prints_both_endpoints_beside_the_floor():
     from tests.conftest import needs
 
     needs(connection.vendor == "postgresql", "bench_dialplan measures PostgreSQL")
-    figures = run("bench_dialplan", "--clients", "300", "--requests", "60", "--concurrency", "5")
+    figures = run("bench_dialplan", "--clients", "300", "--requests", "60", "--concurrency", "5", "--web", "2")
+    assert figures["web_processes"] == 2 and figures["product"]["route"]["daphne_cpu_ms_per_request"] >= 0
     for part in ("product", "floor"):
         for name in ("route", "callerid"):
             assert 0 < figures[part][name]["p50"] <= figures[part][name]["p99"]

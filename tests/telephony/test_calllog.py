@@ -130,3 +130,18 @@ def test_a_connect_a_lost_link_and_a_reconnect_are_one_line_each_without_the_sec
     assert sum("connection lost" in line or "closed the connection" in line for line in ami) == 1
     assert SECRET not in everything(journal)
     assert "84957894561" not in everything(journal) and FULL not in everything(journal)
+
+
+def test_smart_transfer_logs_a_failed_ask_with_the_number_masked(journal, monkeypatch):
+    from telephony import transfer
+
+    def broken(*args):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(transfer, "fetch", broken)
+    assert transfer.callerid_lookup(number="84957894561", ascii=False, budget_ms=300, max_length=20) == ""
+    assert transfer.route_decide(number="84957894561", budget_ms=300, linkedid="t.1").extension == ""
+    lines = [record.getMessage() for record in journal.records if record.name == "telephony.transfer"]
+    assert any("caller-ID name for +749******61 answered empty" in line for line in lines)
+    assert any("smart transfer for +749******61 answered empty" in line for line in lines)
+    assert "4957894561" not in everything(journal)

@@ -33,20 +33,24 @@ TARGET_P99_MS, AIM_P99_MS = 20, 5
 
 class Command(BaseCommand):
     help = (
-        "Smart transfer's endpoints under load: N clients on PostgreSQL (bench_lookup's, kept between runs), a real daphne, "
-        "C concurrent requests to /telephony/dialplan/route and /callerid, and refused ones (403: Django and daphne alone); "
-        "beside the floor, the same SELECTs through raw psycopg at the same concurrency; each also one at a time. p50/p99 ms, JSON."
+        "Smart transfer's endpoints under load: N clients on PostgreSQL (bench_lookup's, kept between runs), real daphnes "
+        "(one per core, as production runs them, the requests spread across them in turn as nginx does), "
+        "C concurrent requests to /telephony/dialplan/route and /callerid, and refused ones (403: daphne and the token check alone); "
+        "beside the floor, the same SELECTs through raw psycopg at the same concurrency; each also one at a time. p50/p99 ms, "
+        "and the daphnes' CPU per request, JSON."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--clients", type=int, default=1_000_000)
         parser.add_argument("--requests", type=int, default=5000, help="per endpoint")
         parser.add_argument("--concurrency", type=int, default=50)
-        parser.add_argument("--pool", type=int, default=8, help="daphne's DATABASE_POOL_SIZE")
+        parser.add_argument("--pool", type=int, default=8, help="each daphne's DATABASE_POOL_SIZE")
+        parser.add_argument("--web", type=int, default=os.cpu_count() or 1, help="daphne processes (default: one per core)")
 
-    def handle(self, *args, clients, requests, concurrency, pool, **options):
+    def handle(self, *args, clients, requests, concurrency, pool, web, **options):
         if connection.vendor != "postgresql":
             raise CommandError("bench_dialplan measures PostgreSQL: set DATABASE_URL to a scratch database")
+        load_before = list(os.getloadavg())  # 1, 5 and 15 minutes: other work on the machine shifts every figure
         have = Client.objects.filter(card_number__startswith=PREFIX).count()
         if have < clients:
             BenchLookup(stdout=StringIO(), stderr=self.stderr).fill(have, clients)
@@ -54,26 +58,30 @@ class Command(BaseCommand):
         managed = give_managers(numbers)
         if not RouteFallback.objects.filter(is_active=True).exists():
             RouteFallback.objects.create(position=900, extension="699", description="bench_dialplan")
-        port = free_port()
         environ = os.environ | {
             "DATABASE_URL": database_url(connection.settings_dict), "DATABASE_POOL_SIZE": str(pool),
             "DIALPLAN_TOKEN": TOKEN, "DIALPLAN_ALLOWED_IPS": "", "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(32),
             "ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SETTINGS_MODULE": "simplecalls.settings.base", "LOG_LEVEL": "ERROR",
         }
-        daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "simplecalls.asgi:application"],
-            env=environ, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # its access log
-        )
+        ports, daphnes = [], []
         try:
+            for _ in range(max(web, 1)):
+                ports.append(free_port())
+                daphnes.append(subprocess.Popen(
+                    [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(ports[-1]), "simplecalls.asgi:application"],
+                    env=environ, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))
             deadline = time.monotonic() + 30
-            while not port_open(port):
-                if daphne.poll() is not None or time.monotonic() > deadline:
+            while not all(port_open(port) for port in ports):
+                if any(daphne.poll() is not None for daphne in daphnes) or time.monotonic() > deadline:
                     raise CommandError("daphne did not start")
                 time.sleep(0.1)
-            product = asyncio.run(measure_http(port, numbers, concurrency))
+            product = asyncio.run(measure_http(ports, numbers, concurrency, [daphne.pid for daphne in daphnes]))
         finally:
-            daphne.terminate()
-            daphne.wait(timeout=15)
+            for daphne in daphnes:
+                daphne.terminate()
+            for daphne in daphnes:
+                daphne.wait(timeout=15)
         floor = asyncio.run(measure_psycopg(numbers, concurrency))
         decisions = RouteDecision.objects.filter(linkedid__startswith="bench-")
         reasons = dict(decisions.order_by().values_list("reason").annotate(Count("pk")))
@@ -82,7 +90,8 @@ class Command(BaseCommand):
         ratio |= {f"{name}_p50_one_at_a_time": round(product["one_at_a_time"][name]["p50"] / floor["one_at_a_time"][name]["p50"], 1) for name in ("route", "callerid")}
         worst = max(product["route"]["p99"], product["callerid"]["p99"])
         self.stdout.write(json.dumps({
-            "clients": Client.objects.count(), "requests_per_endpoint": len(numbers), "concurrency": concurrency, "database_pool": pool,
+            "clients": Client.objects.count(), "requests_per_endpoint": len(numbers), "concurrency": concurrency, "web_processes": len(ports),
+            "database_pool": pool, "cores": os.cpu_count(), "load_before": load_before, "load_after": list(os.getloadavg()),
             "database": "postgresql", "callers_known": sum(1 for _, known in numbers if known), "callers_managed": managed,
             "route_reasons": reasons, "product": product, "floor": floor, "ratio": ratio,
             "target": {"p99_ms": TARGET_P99_MS, "aim_p99_ms": AIM_P99_MS, "met": worst < TARGET_P99_MS},
@@ -151,33 +160,53 @@ async def http_get(port: int, target: str, status: bytes = b"200") -> str:
     return body.decode()
 
 
-async def measure_http(port: int, numbers: list[tuple[str, bool]], concurrency: int) -> dict:
+async def measure_http(ports: list[int], numbers: list[tuple[str, bool]], concurrency: int, pids: list[int]) -> dict:
+    def port(index):  # nginx's round robin over the upstream's daphnes
+        return ports[index % len(ports)]
+
     def route(index):
         query = urlencode({"number": numbers[index][0], "did": "74951234500", "call": f"bench-{index}", "token": TOKEN})
-        return http_get(port, f"/telephony/dialplan/route?{query}")
+        return http_get(port(index), f"/telephony/dialplan/route?{query}")
 
     def callerid(index):
-        return http_get(port, "/telephony/dialplan/callerid?" + urlencode({"number": numbers[index][0], "token": TOKEN}))
+        return http_get(port(index), "/telephony/dialplan/callerid?" + urlencode({"number": numbers[index][0], "token": TOKEN}))
 
-    def refused(index):  # the same request and Django path, answered before any database work
-        return http_get(port, "/telephony/dialplan/route?" + urlencode({"number": numbers[index][0], "token": "wrong"}), b"403")
+    def refused(index):  # the same request and path, answered before any database work: what daphne and the check cost
+        return http_get(port(index), "/telephony/dialplan/route?" + urlencode({"number": numbers[index][0], "token": "wrong"}), b"403")
 
     await closed_loop(min(200, len(numbers)), concurrency, route)  # the pool's connections opened, the code warm
-    return await measure(numbers, concurrency, {"route": route, "callerid": callerid, "refused_403": refused})
+    return await measure(numbers, concurrency, {"route": route, "callerid": callerid, "refused_403": refused}, pids)
 
 
-async def measure(numbers: list[tuple[str, bool]], concurrency: int, requests: dict) -> dict:
-    """Each kind of request at `concurrency`, then one at a time (how long one takes when nothing waits)."""
+async def measure(numbers: list[tuple[str, bool]], concurrency: int, requests: dict, pids: list[int] = ()) -> dict:
+    """Each kind of request at `concurrency`, then one at a time (how long one takes when nothing waits).
+
+    With `pids` (the daphnes), also the CPU time they spent per request: in a closed loop every request
+    queues behind the others' CPU, so a p50 near `concurrency` × (all processes' CPU per request) / cores.
+    """
     figures = {}
     for name, one in requests.items():
+        cpu = cpu_seconds(pids)
         timings, answers, seconds = await closed_loop(len(numbers), concurrency, one)
         figures[name] = percentiles(timings, seconds) | {"answered": sum(1 for answer in answers if answer)}
+        if pids:
+            figures[name]["daphne_cpu_ms_per_request"] = round((cpu_seconds(pids) - cpu) * 1000 / len(timings), 3)
     alone = min(500, len(numbers))
     figures["one_at_a_time"] = {}
     for name, one in requests.items():
         timings, _, seconds = await closed_loop(alone, 1, one)
         figures["one_at_a_time"][name] = {key: value for key, value in percentiles(timings, seconds).items() if key in ("p50", "p99")}
     return figures
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used (Linux's /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def measure_psycopg(numbers: list[tuple[str, bool]], concurrency: int) -> dict:
