@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install migrate demo messages bench clean
+.PHONY: run test smoke install migrate demo messages bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: demo
 
 test: install
 	$(PY) -m pytest
+
+# Every production process on its own (daphne, worker, beat, two listeners, the PBX simulator) on PostgreSQL and
+# Redis, driven through Chromium: needs DATABASE_URL (postgres://…) and REDIS_URL, like .ci/run. About a minute.
+smoke: install
+	$(PY) -m pytest tests/smoke -p no:cacheprovider -s
 
 messages: install
 	$(PY) manage.py makemessages -l ru -l en --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*'

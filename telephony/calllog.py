@@ -42,7 +42,7 @@ def ended(linkedid: str, disposition: str, billsec: int, duration: int) -> None:
 
 
 def click_to_call(linkedid: str, stage: str, *, extension: str, phone: str, first: bool) -> None:
-    if first:
-        log.info("call %s: click-to-call by %s to %s: %s", linkedid, extension, masked(phone), stage)
+    if first:  # the number is the row's, which the PBX may not have repeated yet
+        log.info("call %s: click-to-call by %s%s: %s", linkedid, extension, f" to {masked(phone)}" if phone else "", stage)
     else:
         log.info("call %s: %s", linkedid, stage)
