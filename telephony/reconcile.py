@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Case, F, IntegerField, Q, Value, When
@@ -111,7 +112,10 @@ def cdr_reconcile_recent() -> dict[str, int] | None:
     try:
         rows = _read_recent(source)
     except (OSError, CdrError, LookupError, ValueError) as error:  # the last two: a bad CDR_TIMEZONE
-        log.error("CDR not read from %s: %s", source, error)
+        if isinstance(error, FileNotFoundError) and Path(source).parent.is_dir():  # the PBX makes it with its first record
+            log.warning("CDR not read: %s does not exist yet (the PBX creates it with its first call record)", source)
+        else:
+            log.error("CDR not read from %s: %s", source, error)
         return None
     try:
         calls = cdr_calls(rows)

@@ -317,6 +317,14 @@ def test_the_periodic_run_logs_one_error_for_a_source_it_cannot_read(settings, c
     assert errors[0].exc_info is None
 
 
+def test_a_csv_the_pbx_has_not_created_yet_is_a_warning_not_an_error(settings, caplog, tmp_path):
+    settings.CDR_CSV, settings.CDR_DSN = str(tmp_path / "Master.csv"), ""  # a fresh PBX: the directory, no call yet
+    assert cdr_reconcile_recent() is None
+    complaints = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [record.levelno for record in complaints] == [logging.WARNING]
+    assert "does not exist yet" in complaints[0].getMessage()
+
+
 def test_the_celery_task_runs_the_periodic_reconciliation(configured_csv):
     assert reconcile_cdr() == {"created": 1, "closed": 0, "unchanged": 0}
     assert Call.objects.get().linkedid == "recent.1"
