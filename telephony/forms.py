@@ -2,7 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clients.forms import ClientForm, active_choices
+from clients.forms import ClientForm, offer_active
 from clients.models import Client
 from history.models import Call, CallReason, CallResult, ContactReason
 
@@ -27,8 +27,8 @@ class RegistrationForm(forms.ModelForm):
         self.empty_dictionaries = []
         for name, model in DICTIONARIES.items():
             field = self.fields[name]
-            field.queryset = active_choices(model, getattr(self.instance, f"{name}_id"))
-            if not field.queryset.exists():
+            offer_active(field, model, getattr(self.instance, f"{name}_id"))
+            if not field.queryset:  # read once here, and the select shows the same rows
                 self.empty_dictionaries.append(field.label)
 
     def clean_reminder_on(self):

@@ -172,3 +172,18 @@ def test_the_pending_list_is_cleared_in_one_action_for_this_operator_only(operat
 def test_the_favicon_is_there(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("/static/favicon.svg")
+
+
+def test_the_pop_ups_form_reads_each_dictionary_once_and_keeps_a_retired_entry_on_the_record(
+    operator_client, operator_user, dictionaries, django_assert_max_num_queries,
+):
+    retired = CallReason.objects.create(name="Старая причина", is_active=False)
+    call = make_call(operator_user, phone="+79990001122", reason=retired)  # an unknown caller: the new client's form too
+    CardType.objects.create(name="Золотая")
+    url = reverse("telephony:call_panel", args=[call.pk])
+    operator_client.get(url)
+    # Session, user, permissions, call, clients, the operator, five dictionaries: one query each.
+    with django_assert_max_num_queries(12):
+        page = operator_client.get(url).content.decode()
+    assert "Старая причина" in page and "Запись на приём" in page and "Золотая" in page
+    assert page.count("Первичное обращение") == 1
