@@ -64,8 +64,14 @@ class Lease:
         return self.held
 
     def fence(self) -> None:
-        """Inside a write transaction: lock the lease row on our epoch, or raise FenceError."""
-        if self.epoch is None or not ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=self.epoch).update(epoch=F("epoch")):
+        """Inside a write transaction: lock the lease row on our epoch, or raise FenceError.
+
+        It renews the lease too: the lock it takes is held until the write commits, and the renewing
+        thread waits for it meanwhile, so a long write would otherwise end with the lease about to expire
+        and a standby, queued on the same lock, taking it at the commit.
+        """
+        mine = ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=self.epoch)
+        if self.epoch is None or not mine.update(epoch=F("epoch"), expires_at=Now() + self.ttl):
             self.epoch = None
             raise FenceError(self.name)
 

@@ -233,16 +233,23 @@ class Listener:
     def look_up(self, states: list[CallState]) -> None:
         """What each call's operator was already told (its row, if any) and who is calling: a query for each, per batch."""
         new = [state.linkedid for state in states if state.linkedid not in self.sent]
-        rows = Call.objects.filter(linkedid__in=new).order_by().values_list("linkedid", "operator_id", "answered_at", "ended_at")
-        for linkedid, operator_id, answered_at, ended_at in rows:
-            self.sent[linkedid] = Sent(told=[operator_id] if operator_id else [], answered=answered_at is not None, over=ended_at is not None)
-        for state in states:  # the listener that wrote the row has logged its ringing
-            if state.linkedid in new and state.linkedid in self.sent:
-                self.sent[state.linkedid].rung_logged = len(state.extensions_rung)
+        rows = list(Call.objects.filter(linkedid__in=new).order_by().values_list("linkedid", "operator_id", "answered_at", "ended_at", "source"))
+        for linkedid, operator_id, answered_at, ended_at, source in rows:
+            # A row the CDR reconciliation made names an operator nobody told: only a listener's rung rows say who was.
+            told = [operator_id] if operator_id and source != Call.Source.CDR else []
+            self.sent[linkedid] = Sent(told=told, answered=answered_at is not None, over=ended_at is not None)
         if rows:
             for linkedid, user_id in Call.rung.through.objects.filter(call__linkedid__in=new).values_list("call__linkedid", "user_id"):
                 if user_id not in self.sent[linkedid].told:
                     self.sent[linkedid].told.append(user_id)
+        untold = {linkedid for linkedid, *_, source in rows if source == Call.Source.CDR and not self.sent[linkedid].told}
+        for state in states:
+            if state.linkedid not in new or state.linkedid not in self.sent:
+                continue
+            if state.linkedid in untold:  # the reconciliation got there before any listener: the operators hear it all now
+                self.sent[state.linkedid].answered = self.sent[state.linkedid].over = False
+            else:  # the listener that wrote the row has logged its ringing
+                self.sent[state.linkedid].rung_logged = len(state.extensions_rung)
         for state in states:
             self.sent.setdefault(state.linkedid, Sent())
         fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]

@@ -66,6 +66,25 @@ def test_the_fence_refuses_a_writer_whose_epoch_was_taken_over(name):
     new.fence()
 
 
+def test_a_write_longer_than_what_was_left_of_the_lease_does_not_lose_it(name):
+    from django.db import connection, transaction
+
+    leader, standby = Lease(name, ttl=1.5), Lease(name, ttl=1.5)
+    assert leader.renew()
+    time.sleep(1.0)  # most of the lease gone before the write begins
+    took = []
+    with transaction.atomic():
+        leader.fence()
+        # The standby asks while the write holds the lease row: it waits for the commit, as the leader's own renewal does.
+        asking = threading.Thread(target=lambda: (took.append(standby.renew()), connection.close()))
+        asking.start()
+        time.sleep(1.0)  # a slow write: the lease would have run out during it without the fence renewing it
+    asking.join(timeout=10)
+    assert took == [False], "the standby found the lease renewed by the write"
+    with transaction.atomic():
+        leader.fence()  # still the writer
+
+
 def test_a_listener_that_lost_the_lease_writes_nothing_from_its_backlog(name, operator_user):
     old, new = Listener(lease=Lease(name, ttl=30)), Listener(lease=Lease(name, ttl=30))
     old.lease.renew()

@@ -298,3 +298,25 @@ def test_an_operator_added_while_the_listener_runs_gets_the_next_call_at_once(dj
     replay(listener, "inbound__answered")
 
     assert Call.objects.get().operator == user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_the_cdr_wrote_before_any_listener_still_reaches_its_operator_once(operator_user):
+    messages = transcript_events("inbound__answered.txt")
+    linkedid = next(message["Linkedid"] for message in messages if message.get("Linkedid"))
+    clock = timezone.now()
+    # A lagging listener: the reconciliation made the finished row, naming the operator, before the listener wrote it.
+    Call.objects.create(
+        linkedid=linkedid, direction="in", disposition="answered", phone="+74957894561", extension="100", operator=operator_user,
+        started_at=clock, answered_at=clock, ended_at=clock, duration=5, billsec=3, source="cdr",
+    )
+    pushed = []
+    replay(Listener(publish=pushed.extend), "inbound__answered")
+    assert [(user_id, message["type"]) for user_id, message in pushed] == [
+        (operator_user.pk, "call.ringing"), (operator_user.pk, "call.answered"), (operator_user.pk, "call.ended"),
+    ]
+    assert list(Call.objects.get().rung.all()) == [operator_user]
+
+    again = []  # a listener taking over later: the first one's rung rows say the operator was told
+    replay(Listener(publish=again.extend), "inbound__answered")
+    assert again == []
