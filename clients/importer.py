@@ -14,10 +14,13 @@ Hostile or damaged files:
   spreadsheet one day must write such cells so that the spreadsheet does not run them.
 """
 
+import contextlib
 import csv
 import datetime
-import multiprocessing
-import os
+import queue
+import re
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from django.utils import timezone
 from django.db.models import Q
 
 from clients.lookups import one_of
-from clients.models import PHONE_FIELDS, AdSource, CardType, Client, search_columns
+from clients.models import PHONE_FIELDS, AdSource, CardType, Client, fold, search_columns
 from clients.phones import phone_region, phone_valid_e164
 from clients.signals import phones_changed
 
@@ -73,14 +76,22 @@ class ImportReport:
     skipped: int = 0
     dictionary_entries_created: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    # Where the time went, in seconds: reading (waiting for the thread that reads and parses the CSV), matching
+    # (finding the clients the rows are), writing (inserts and updates), late_binding (attaching earlier calls).
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("reading", "matching", "writing", "late_binding"), 0.0))
+
+    def timed(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] += now - started
+        return now
 
     @property
     def rows(self) -> int:
         return self.created + self.updated + self.unchanged + self.skipped
 
 
-def parse_phone(value: str) -> str:
-    e164 = phone_valid_e164(value, phone_region())
+def parse_phone(value: str, region: str | None = None) -> str:
+    e164 = phone_valid_e164(value, region or phone_region())
     if not e164:
         raise RowError(f"“{value}” is not a valid phone number")
     return e164
@@ -95,7 +106,7 @@ def parse_date(value: str) -> datetime.date:
     raise RowError(f"“{value}” is not a date (dd.mm.yyyy)")
 
 
-def parse_cell(name: str, value: str):
+def parse_cell(name: str, value: str, region: str | None = None):
     """One non-empty cell → the model's value, or RowError saying what is wrong."""
     if name in TEXT_FIELDS:
         if len(value) > TEXT_FIELDS[name]:
@@ -107,7 +118,7 @@ def parse_cell(name: str, value: str):
                 raise RowError(f"“{value}” is not an email address") from None
         return value
     if name in PHONE_FIELDS:
-        return parse_phone(value)
+        return parse_phone(value, region)
     if name in INT_FIELDS:
         low, high = INT_FIELDS[name]
         if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
@@ -133,21 +144,47 @@ def parse_cell(name: str, value: str):
     return value  # dictionary names, resolved per batch
 
 
-def parse_row(header: list[str], cells: list[str]) -> dict:
-    if len(cells) != len(header):
-        raise RowError(f"{len(cells)} cells where the header has {len(header)}")
-    if "\x00" in "".join(cells):
-        raise RowError("the row has a NUL byte: is this a text file?")
-    values = {}
-    for name, raw in zip(header, cells):
-        value = raw.strip()
-        if value:
-            limit = PLAIN_TEXT.get(name)
-            # Most cells are text that fits, which parse_cell would return as it is.
-            values[name] = value if limit is not None and len(value) <= limit else parse_cell(name, value)
-    if not any(values.get(name) for name in ("last_name", "first_name", "card_number", *PHONE_FIELDS)):
-        raise RowError("the row has no name, phone or card number")
-    return values
+class RowParser:
+    """Rows of one header → the model's values: each column's check chosen once, and each distinct value of a column
+    that is not free text (phones, numbers, dates, yes/no…) parsed once, as files repeat them."""
+
+    REMEMBERED = 200_000  # distinct values kept; then forgotten, so memory stays bounded on any file
+
+    def __init__(self, header: list[str]):
+        self.header = header
+        # (name, length limit) of free text, which most cells are and which is only measured; (name, None) otherwise
+        self.columns = [(name, PLAIN_TEXT.get(name)) for name in header]
+        self.region = phone_region()
+        self.known: dict[tuple[str, str], tuple[object, str]] = {}
+
+    def __call__(self, cells: list[str]) -> dict:
+        if len(cells) != len(self.header):
+            raise RowError(f"{len(cells)} cells where the header has {len(self.header)}")
+        if "\x00" in "".join(cells):
+            raise RowError("the row has a NUL byte: is this a text file?")
+        values = {}
+        for (name, limit), raw in zip(self.columns, cells):
+            value = raw.strip()
+            if value:
+                values[name] = value if limit is not None and len(value) <= limit else self.cell(name, value)
+        if not any(values.get(name) for name in ("last_name", "first_name", "card_number", *PHONE_FIELDS)):
+            raise RowError("the row has no name, phone or card number")
+        return values
+
+    def cell(self, name: str, value: str):
+        key = (name, value)
+        known = self.known.get(key)
+        if known is None:
+            try:
+                known = (parse_cell(name, value, self.region), "")
+            except RowError as error:
+                known = (None, str(error))
+            if len(self.known) >= self.REMEMBERED:
+                self.known.clear()
+            self.known[key] = known
+        if known[1]:
+            raise RowError(known[1])
+        return known[0]
 
 
 def read_header(reader) -> list[str]:
@@ -171,13 +208,16 @@ class Upserter:
         self.on_error = on_error
         self.dictionaries = {name: {entry.name.lower(): entry.pk for entry in model.objects.all()} for name, model in DICTIONARY_FIELDS.items()}
 
-    def write(self, batch: list[tuple[int, dict]]) -> None:
+    def write(self, batch: list[tuple[int, dict]], encoded: dict[int, str]) -> None:
+        """`encoded`: rows (by line) already in COPY's format, for those that turn out to be new clients."""
+        started = time.perf_counter()
         existing = {row["id"]: row for row in self.existing_for(batch)}
         by_card = {row["card_number"]: row for row in existing.values() if row["card_number"]}
         by_phone: dict[str, list[dict]] = {}
         for row in existing.values():
             self.index(row, by_card, by_phone)
         new: list[dict] = []
+        ready: dict[int, str] = {}  # id() of a new client → its row as encoded, until a later row of the batch changes it
         changed: dict[int, set[str]] = {}
         phones: set[str] = set()  # numbers clients gained or lost: their earlier calls may now have an owner
         for line, values in batch:
@@ -190,14 +230,19 @@ class Upserter:
             if target is None:
                 target = {"id": None, **values}
                 new.append(target)
+                if line in encoded:
+                    ready[id(target)] = encoded[line]
                 self.report.created += 1
             else:
                 changes = {name: value for name, value in values.items() if target.get(name) != value}
                 if not changes:
                     self.report.unchanged += 1
                     continue
+                ready.pop(id(target), None)
                 phones.update(value for name in PHONE_FIELDS if name in changes for value in (target.get(name), changes[name]) if value)
+                before = {target.get(name) for name in PHONE_FIELDS if name in changes} - {None}
                 target.update(changes)
+                self.unindex_phones(target, before, by_phone)
                 if SEARCH_SOURCES & changes.keys():
                     keys = search_columns(target)
                     changes.update(keys)
@@ -206,13 +251,16 @@ class Upserter:
                 if target["id"] is not None:
                     changed.setdefault(target["id"], set()).update(changes)
             self.index(target, by_card, by_phone)
-        insert_clients(new)
+        started = self.report.timed("matching", started)
+        insert_clients(new, [ready.get(id(row)) for row in new])
         if changed:
             fields = sorted(set().union(*changed.values()))
             update_clients({pk: {name: existing[pk][name] for name in fields} for pk in changed})
+        started = self.report.timed("writing", started)
         phones.update(row[name] for row in new for name in PHONE_FIELDS if row.get(name))
         if phones:
             phones_changed.send(sender=Client, phones=phones)
+        self.report.timed("late_binding", started)
 
     def existing_for(self, batch: list[tuple[int, dict]]) -> list[dict]:
         """The clients the rows may be: those with their card numbers, and those with the phones of the rows
@@ -220,8 +268,14 @@ class Upserter:
 
         A query per column, each read from its own index: in one OR the planner reads the whole table.
         """
+        with index_scans_only():
+            return self.existing_through_indexes(batch)
+
+    def existing_through_indexes(self, batch: list[tuple[int, dict]]) -> list[dict]:
         cards = {values["card_number"] for _, values in batch if values.get("card_number")}
-        existing = {row["id"]: row for row in self.clients(one_of("card_number", cards))} if cards else {}
+        # Through the folded card's index (there is none on card_number itself), then exactly.
+        by_folded_card = self.clients(one_of("search_card", {fold(card) for card in cards})) if cards else []
+        existing = {row["id"]: row for row in by_folded_card if row["card_number"] in cards}
         known = {row["card_number"] for row in existing.values()}
         phones = {values[name] for _, values in batch if values.get("card_number") not in known for name in PHONE_FIELDS if values.get(name)}
         for name in PHONE_FIELDS if phones else ():
@@ -231,9 +285,16 @@ class Upserter:
 
     def clients(self, condition: Q) -> list[dict]:
         fields = ["id", *(name for name in COLUMNS if name not in DICTIONARY_FIELDS), "search_name"]
-        rows = Client.objects.filter(condition).values_list(*fields, *(model_field(name) for name in DICTIONARY_FIELDS))
+        query = Client.objects.filter(condition).values_list(*fields, *(model_field(name) for name in DICTIONARY_FIELDS))
         names = [*fields, *DICTIONARY_FIELDS]
-        return [dict(zip(names, row)) for row in rows]  # values_list: values() builds each dict at several times the cost
+        # The statement through a plain cursor: the ORM's iteration, a hundred rows a fetch, costs more than the query.
+        # No column needs a conversion from the database's value (SQLite's dates do: the ORM reads them there).
+        if connection.vendor != "postgresql":
+            return [dict(zip(names, row)) for row in query]
+        sql, params = query.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def resolve_dictionaries(self, values: dict) -> None:
         for name, model in DICTIONARY_FIELDS.items():
@@ -257,6 +318,11 @@ class Upserter:
             raise RowError(f"its phone matches {len(found)} clients; add a card number to say which")
         return next(iter(found.values()), None)
 
+    def unindex_phones(self, row: dict, phones: set[str], by_phone: dict) -> None:
+        """Forget `row` under the numbers it no longer has: a later row with such a number is not this client's."""
+        for phone in phones - {row.get(name) for name in PHONE_FIELDS}:
+            by_phone[phone] = [other for other in by_phone.get(phone, ()) if other is not row]
+
     def index(self, row: dict, by_card: dict, by_phone: dict) -> None:
         if row.get("card_number"):
             by_card[row["card_number"]] = row
@@ -272,6 +338,23 @@ class Upserter:
             self.on_error(line, reason)
 
 
+@contextlib.contextmanager
+def index_scans_only():
+    """PostgreSQL: no sequential scan for the queries inside. The table grows during an import, in its transaction,
+    while the planner's statistics stay as they were: it would soon read the whole table for every batch's rows."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
+        before = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [before])
+
+
 def model_field(name: str) -> str:
     return f"{name}_id" if name in DICTIONARY_FIELDS else name
 
@@ -284,23 +367,58 @@ def model_values(row: dict) -> dict:
     return {model_field(name): EMPTY.get(name) if value is None else value for name, value in row.items() if name != "id"}
 
 
-def insert_clients(rows: list[dict]) -> None:
+COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_cell(value) -> str:
+    """A value in COPY's text format: psycopg's write_row costs several times more per row, in Python."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(COPY_ESCAPES) if COPY_SPECIAL.search(value) else value  # translate is slow on Cyrillic
+    return str(value)  # numbers, dates and times: str() is a form PostgreSQL reads
+
+
+class ClientCopy:
+    """Clients as lines of COPY's text format into clients_client, every column given so that defaults come from the
+    model: COPY takes rows several times faster than INSERT."""
+
+    def __init__(self):
+        fields = [field for field in Client._meta.concrete_fields if not field.primary_key]
+        now = timezone.now()
+        defaults = {field.attname: field.get_default() for field in fields} | {"created_at": now, "updated_at": now}
+        self.position = {field.name: index for index, field in enumerate(fields)}
+        self.empty = [copy_cell(EMPTY.get(field.name)) for field in fields]  # a row's None, column by column
+        self.template = [copy_cell(defaults[field.attname]) for field in fields]
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        self.sql = f"COPY {Client._meta.db_table} ({columns}) FROM STDIN"
+
+    def line(self, row: dict) -> str:
+        """A client's import row (its search keys computed here) → its line, without the line break."""
+        cells = self.template.copy()
+        for values in (row, search_columns(row)):
+            for name, value in values.items():
+                index = self.position.get(name)  # None for "id"
+                if index is not None:
+                    cells[index] = self.empty[index] if value is None else copy_cell(value)
+        return "\t".join(cells)
+
+
+def insert_clients(rows: list[dict], lines: list[str | None] | None = None) -> None:
+    """Create these clients; `lines`, where given, are the rows already in ClientCopy's format (None: not yet)."""
     if connection.vendor != "postgresql":
         Client.objects.bulk_create([Client(**model_values(row)) for row in rows], batch_size=1000)
         return
-    # COPY takes rows several times faster than INSERT; every column is given, so defaults come from the model.
-    fields = [field for field in Client._meta.concrete_fields if not field.primary_key]
-    now = timezone.now()
-    defaults = {field.attname: field.get_default() for field in fields} | {"created_at": now, "updated_at": now}
-    columns = [(field.name, EMPTY.get(field.name), defaults[field.attname]) for field in fields]
-    sql = f"COPY {Client._meta.db_table} ({', '.join(connection.ops.quote_name(field.column) for field in fields)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            row.update(search_columns(row))
-            copy.write_row([
-                (empty if row[name] is None else row[name]) if name in row else default
-                for name, empty, default in columns
-            ])
+    if not rows:
+        return
+    copy = ClientCopy()
+    text = [line or copy.line(row) for row, line in zip(rows, lines or [None] * len(rows))]
+    text.append("")
+    with connection.cursor() as cursor, cursor.cursor.copy(copy.sql) as stream:
+        stream.write("\n".join(text))
 
 
 def update_clients(changes: dict[int, dict]) -> None:
@@ -320,8 +438,8 @@ def update_clients(changes: dict[int, dict]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE import_changes ON COMMIT DROP AS SELECT id, {', '.join(columns)} FROM {table} WITH NO DATA")
         with cursor.cursor.copy(f"COPY import_changes (id, {', '.join(columns)}) FROM STDIN") as copy:
-            for pk, row in changes.items():
-                copy.write_row([pk, *model_values(row).values()])
+            lines = ("\t".join([str(pk), *map(copy_cell, model_values(row).values())]) for pk, row in changes.items())
+            copy.write("".join(line + "\n" for line in lines))
         assignments = ", ".join(f"{column} = changed.{column}" for column in columns)
         cursor.execute(f"UPDATE {table} AS client SET {assignments} FROM import_changes AS changed WHERE client.id = changed.id")
         cursor.execute("DROP TABLE import_changes")
@@ -397,18 +515,22 @@ def import_rows(lines: Lines, reader, report: ImportReport, *, dry_run: bool, on
     header = read_header(reader)
     upserter = Upserter(report, on_error)
 
-    def write(parsed: list[tuple[int, dict | None, str]]) -> None:
-        for line, _, error in parsed:
-            if error:
-                upserter.skip(line, error)
-        upserter.write([(line, values) for line, values, error in parsed if not error])
-
-    with ChunkParser(header) as parser:
-        for chunk in chunks(records(lines, reader, len(header)), on_row):
-            for parsed in parser.submit(chunk):
-                write(parsed)
-        for parsed in parser.drain():
-            write(parsed)
+    # Rows without dictionary names (which become ids only here) are also encoded for COPY by the reading thread.
+    encode = ClientCopy().line if connection.vendor == "postgresql" else None
+    reading = time.perf_counter()
+    with ChunkReader(RowParser(header), chunks(records(lines, reader, len(header)), on_row), encode) as parsed_chunks:
+        for parsed, encoded in parsed_chunks:
+            report.timed("reading", reading)  # the time spent waiting for the reading thread
+            for line, _, error in parsed:
+                if error:
+                    upserter.skip(line, error)
+            rows = [(line, values) for line, values, error in parsed if not error]
+            created = report.created
+            upserter.write(rows, encoded)
+            # Encoding ahead pays while rows are new clients; in a file of known clients it is work thrown away.
+            parsed_chunks.encoding = (report.created - created) * 2 >= len(rows)
+            reading = time.perf_counter()
+    report.timed("reading", reading)
     if dry_run:
         transaction.set_rollback(True)
 
@@ -427,62 +549,74 @@ def chunks(rows, on_row) -> Iterator[list[tuple[int, list[str] | None, str]]]:
         yield chunk
 
 
-def parse_chunk(header: list[str], chunk: list[tuple[int, list[str] | None, str]]) -> list[tuple[int, dict | None, str]]:
+def parse_chunk(parse: RowParser, chunk: list[tuple[int, list[str] | None, str]]) -> list[tuple[int, dict | None, str]]:
     parsed = []
     for line, cells, problem in chunk:
         if problem:
             parsed.append((line, None, problem))
             continue
         try:
-            parsed.append((line, parse_row(header, cells), ""))
+            parsed.append((line, parse(cells), ""))
         except RowError as error:
             parsed.append((line, None, str(error)))
     return parsed
 
 
-class ChunkParser:
-    """Parses chunks in worker processes while the caller writes earlier ones: parsing phones is the slow part.
+class ChunkReader:
+    """The file's chunks, read and parsed in a thread while the caller writes the chunks before them: each chunk's
+    rows as parsed, and those that `encode` takes as new clients' lines of COPY, by line.
 
-    The first chunk is parsed in-process, so a small file never starts a pool. Results come back in order.
+    The caller mostly waits for the database, which lets the thread run, so PostgreSQL writes on one core while Python
+    reads on the other. (Worker processes would parse side by side, but pickling the rows there and back costs more than
+    the parsing itself, on a machine whose other core the database needs.) Whatever the reading raises (a wrong
+    encoding, a broken CSV) is raised to the caller, in order, after the chunks read before it.
     """
 
-    AHEAD = 3
+    AHEAD = 2  # chunks parsed and waiting, at most
+    DONE = object()
 
-    def __init__(self, header: list[str]):
-        self.header = header
-        self.pool = None
-        self.pending: deque = deque()
-        self.started = False
+    def __init__(self, parse: RowParser, chunks: Iterator[list], encode: Callable[[dict], str] | None):
+        self.parse = parse
+        self.chunks = chunks
+        self.encode = encode
+        self.encoding = True  # set by the caller as it learns whether the rows are new clients
+        self.queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.read, name="import-reader", daemon=True)
 
     def __enter__(self):
+        self.thread.start()
         return self
 
     def __exit__(self, *exc_info):
-        if self.pool:
-            self.pool.terminate()
+        self.stopping.set()  # the caller may leave early, on an error of its own
+        self.thread.join()
 
-    def submit(self, chunk) -> Iterator[list]:
-        if not self.started or os.cpu_count() == 1:
-            self.started = True
-            self.pending.append(FinishedResult(parse_chunk(self.header, chunk)))
-        else:
-            if self.pool is None:
-                self.pool = multiprocessing.get_context("fork").Pool(os.cpu_count())
-            self.pending.append(self.pool.apply_async(parse_chunk, (self.header, chunk)))
-        while len(self.pending) > self.AHEAD or (self.pending and self.pending[0].ready()):
-            yield self.pending.popleft().get()
+    def __iter__(self) -> Iterator[tuple[list, dict[int, str]]]:
+        while (item := self.queue.get()) is not self.DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-    def drain(self) -> Iterator[list]:
-        while self.pending:
-            yield self.pending.popleft().get()
+    def read(self) -> None:
+        try:
+            for chunk in self.chunks:
+                parsed = parse_chunk(self.parse, chunk)
+                encoded = {}
+                if self.encode and self.encoding:
+                    encoded = {line: self.encode(values) for line, values, error in parsed
+                               if not error and DICTIONARY_FIELDS.keys().isdisjoint(values)}
+                if not self.offer((parsed, encoded)):
+                    return
+            self.offer(self.DONE)
+        except BaseException as error:  # handed over: the caller knows what to make of it
+            self.offer(error)
 
-
-class FinishedResult:
-    def __init__(self, value):
-        self.value = value
-
-    def ready(self) -> bool:
-        return True
-
-    def get(self):
-        return self.value
+    def offer(self, item) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False

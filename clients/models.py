@@ -6,6 +6,7 @@ from clients.fields import PhoneField
 from clients.phones import phone_normalize
 
 PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work")
+FOREIGN_KEYS = ("ad_source", "card_type", "manager")
 
 
 def fold(text: str) -> str:
@@ -120,15 +121,17 @@ class Client(models.Model):
     house = models.CharField(_("house"), max_length=20, blank=True)
     building = models.CharField(_("building"), max_length=20, blank=True)
     flat = models.CharField(_("flat"), max_length=20, blank=True)
-    ad_source = models.ForeignKey(AdSource, models.PROTECT, verbose_name=_("advertising source"), null=True, blank=True)
+    # Foreign keys are indexed by the partial indexes in Meta: most clients have none, and an import pays for every entry.
+    ad_source = models.ForeignKey(AdSource, models.PROTECT, verbose_name=_("advertising source"), null=True, blank=True, db_index=False)
     card_number = models.CharField(_("card number"), max_length=50, blank=True)
-    card_type = models.ForeignKey(CardType, models.PROTECT, verbose_name=_("card type"), null=True, blank=True)
+    card_type = models.ForeignKey(CardType, models.PROTECT, verbose_name=_("card type"), null=True, blank=True, db_index=False)
     importance = models.PositiveSmallIntegerField(_("importance"), choices=Importance.choices, null=True, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, blank=True)
     blacklisted = models.BooleanField(_("client is blacklisted"), default=False)
     call_back_on = models.DateField(_("call back on"), null=True, blank=True)
     manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("responsible manager"), null=True, blank=True, related_name="managed_clients"
+        settings.AUTH_USER_MODEL, models.SET_NULL, verbose_name=_("responsible manager"), null=True, blank=True, related_name="managed_clients",
+        db_index=False,
     )
     comment = models.TextField(_("comment"), blank=True)
     # Search keys (clients.services.client_search), folded here because SQLite's LOWER and LIKE fold only ASCII.
@@ -148,10 +151,12 @@ class Client(models.Model):
         verbose_name = _("client")
         verbose_name_plural = _("clients")
         ordering = ["last_name", "first_name", "middle_name", "id"]
-        # Empty phones are NULL and left out of the partial indexes: a lookup reads only real numbers.
+        # Empty phones, cards and foreign keys are NULL and left out of the partial indexes: a lookup reads only
+        # real values, and an import writes no entry for them. A card number is found through search_card.
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="client_name_idx"),
-            models.Index(fields=["card_number"], name="client_card_number_idx"),
+            *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
+              for name in FOREIGN_KEYS),
             *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
               for name in PHONE_FIELDS),
             prefix_index("client_search_name_idx", "search_name"),

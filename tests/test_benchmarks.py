@@ -28,6 +28,18 @@ def test_bench_import_prints_rows_per_second_beside_postgresqls_copy_of_the_same
         assert figures["floor"] is None, "COPY is PostgreSQL's"
 
 
+def test_bench_import_can_import_into_a_filled_base_and_price_each_index():
+    from django.db import connection
+
+    figures = run("bench_import", "--rows", "200", "--clients", "300", "--index-costs")
+    assert figures["clients_before"] >= 300 and figures["first_import"]["created"] == 200
+    assert set(figures["first_import"]["breakdown_seconds"]) == {"reading", "matching", "writing", "late_binding"}
+    assert figures["first_import"]["cpu_seconds"]["python"] > 0
+    if connection.vendor == "postgresql":
+        costs = figures["floor"]["microseconds_per_row_by_index"]
+        assert {"client_phone_mobile_idx", "client_search_card_idx"} <= set(costs) and figures["floor"]["indexes"] == len(costs) - 1
+
+
 def test_bench_lookup_prints_percentiles_beside_the_bare_drivers_on_the_same_numbers():
     figures = run("bench_lookup", "--clients", "400", "--lookups", "50")
     assert figures["clients"] == 400 and 0 < figures["found"] < 50

@@ -284,3 +284,137 @@ def test_an_update_writes_every_kind_of_column(tmp_path):
     assert (client.birth_day, client.birth_month, client.birth_year, str(client.call_back_on), client.blacklisted) == (9, 9, 1965, "2026-07-01", False)
     assert (client.search_first_name, client.phone_mobile_reversed) == ("наталия", "26549875947")
     assert Client.objects.get(last_name="Иванов").first_name == "Иван", "a client the file does not change is left alone"
+
+
+@pytest.mark.parametrize("batch", [1000, 1])
+def test_a_number_that_moved_to_another_client_in_the_file_is_matched_to_its_new_owner(tmp_path, monkeypatch, batch):
+    from clients import importer
+    from history.models import Call
+    from tests.helpers import make_call
+
+    monkeypatch.setattr(importer, "BATCH", batch)
+    first = Client.objects.create(last_name="Первый", card_number="A-1", phone_mobile="+79161234567")
+    second = Client.objects.create(last_name="Второй", card_number="B-1", phone_mobile="+79031112233")
+    call = make_call(None, phone="+79161234567")
+    text = "last_name,first_name,phone_mobile,card_number\n" + (
+        "Первый,,89160000001,A-1\n"  # A-1 gives up +79161234567…
+        "Второй,,89161234567,B-1\n"  # …which B-1 takes
+        ",Борис,+7 916 123-45-67,\n"  # no card: the one client who has the number now
+    )
+    out, err = run(tmp_path, text)
+    assert err == "" and "0 created, 3 updated" in out, (out, err)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.phone_mobile, second.phone_mobile, second.first_name) == ("+79160000001", "+79161234567", "Борис")
+    assert Call.objects.get(pk=call.pk).client == second
+
+
+@pytest.mark.parametrize("batch", [1000, 1])
+def test_rows_of_one_client_repeated_in_a_file_follow_each_other(tmp_path, monkeypatch, batch):
+    from clients import importer
+
+    monkeypatch.setattr(importer, "BATCH", batch)
+    text = "last_name,middle_name,phone_mobile,city,card_number\n" + (
+        "Новиков,,89161234567,,C-1\n"
+        "Новиков,Петрович,89161234567,,C-1\n"  # the same card: the same client, one more cell
+        "Новиков,Петрович,89161234567,,C-1\n"  # nothing new
+        ",,89161234567,Казань,\n"  # its phone, no card
+        "Новиков,,89031112233,,C-1\n"  # the card's phone changes…
+        "Другой,,89161234567,,\n"  # …so the old number is nobody's now: a new client
+    )
+    out, err = run(tmp_path, text)
+    assert err == "" and "2 created, 3 updated, 1 unchanged, 0 skipped" in out, (out, err)
+    novikov = Client.objects.get(card_number="C-1")
+    assert (novikov.middle_name, novikov.city, novikov.phone_mobile) == ("Петрович", "Казань", "+79031112233")
+    assert novikov.search_name == "новиков петрович" and novikov.phone_mobile_reversed == "33221113097"
+    assert Client.objects.get(last_name="Другой").phone_mobile == "+79161234567"
+
+
+def test_a_file_mixing_new_unchanged_and_changed_cards_is_counted_row_by_row(tmp_path):
+    Client.objects.create(last_name="Старый", first_name="Иван", card_number="K-1")
+    Client.objects.create(last_name="Прежний", first_name="Пётр", card_number="K-2", phone_home="+74993690439")
+    text = "last_name,first_name,phone_home,card_number\n" + (
+        "Старый,Семён,,K-1\n"
+        "Новый,Олег,,K-3\n"
+        "Прежний,Пётр,8 (499) 369-04-39,K-2\n"
+        "Новая,Анна,,k-1\n"  # another case: another card
+    )
+    out, err = run(tmp_path, text)
+    assert err == "" and "2 created, 1 updated, 1 unchanged, 0 skipped" in out, (out, err)
+    assert sorted(Client.objects.values_list("card_number", "first_name")) == [("K-1", "Семён"), ("K-2", "Пётр"), ("K-3", "Олег"), ("k-1", "Анна")]
+
+
+def test_a_value_repeated_on_many_lines_is_read_and_reported_on_each(tmp_path):
+    text = "last_name,phone_mobile,birth_day,card_number\n" + (
+        "Первый,12345,1,R-1\n"
+        "Второй,89161234567,40,R-2\n"
+        "Третий,12345,1,R-3\n"
+        "Четвёртый,89161234567,1,R-4\n"
+        "Пятый,8 916 123-45-67,40,R-5\n"
+    )
+    out, err = run(tmp_path, text)
+    assert [line.split(":")[0] for line in err.splitlines()] == ["line 2", "line 3", "line 4", "line 6"]
+    assert "“12345” is not a valid phone number" in err.splitlines()[2] and "birth_day" in err.splitlines()[3]
+    assert "1 created, 0 updated, 0 unchanged, 4 skipped" in out
+    assert Client.objects.get().phone_mobile == "+79161234567"
+
+
+def test_a_wrong_encoding_after_batches_were_written_rolls_all_of_them_back(tmp_path, monkeypatch):
+    from clients import importer
+
+    monkeypatch.setattr(importer, "BATCH", 2)
+    written = []
+    real_insert = importer.insert_clients
+    monkeypatch.setattr(importer, "insert_clients", lambda rows, *lines: written.append(len(rows)) or real_insert(rows, *lines))
+    # More than the decoder's first block of good lines, so that batches are written before the bad byte is read.
+    good = "".join(f"Петров{number},89031{number:06d}\n" for number in range(1000))
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(("last_name,phone_mobile\n" + good).encode() + "Ёлкин,89031112999\n".encode("cp1251"))
+    with pytest.raises(CommandError, match=r"line \d+ is not in the file's encoding.*nothing was imported"):
+        call_command("import_clients", str(path))
+    assert sum(written) > 100
+    assert not Client.objects.exists()
+
+
+def test_a_failure_while_writing_stops_the_reading_thread_and_writes_nothing(tmp_path, monkeypatch):
+    import threading
+
+    from clients import importer
+
+    monkeypatch.setattr(importer, "BATCH", 2)
+    written = []
+
+    def insert_then_fail(rows, *lines):
+        written.append(len(rows))
+        if len(written) == 2:
+            raise RuntimeError("the database went away")
+        real_insert(rows, *lines)
+
+    real_insert = importer.insert_clients
+    monkeypatch.setattr(importer, "insert_clients", insert_then_fail)
+    threads = threading.active_count()
+    text = "last_name,phone_mobile\n" + "".join(f"Петров{number},89031112{number:03d}\n" for number in range(40))
+    with pytest.raises(RuntimeError, match="went away"):
+        run(tmp_path, text)
+    assert threading.active_count() == threads and written == [2, 2]
+    assert not Client.objects.exists()
+
+
+def test_the_import_leaves_the_planner_as_it_found_it(tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner settings")
+    run(tmp_path, HEADER + GOOD)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_backslashes_tabs_and_line_breaks_in_cells_are_stored_exactly(tmp_path):
+    comment = "C:\\new\\table\ttab\r\nsecond line \\N"
+    text = 'last_name,card_number,comment\n"Обратный\\Слэш",T-1,"' + comment + '"\n'
+    out, err = run(tmp_path, text)
+    assert "1 created" in out and err == ""
+    client = Client.objects.get()
+    assert (client.last_name, client.comment) == ("Обратный\\Слэш", comment)
