@@ -23,3 +23,11 @@ def test_registering_never_undoes_a_hang_up_written_meanwhile(operator_user):
     saved = Call.objects.get()
     assert (saved.disposition, saved.duration, saved.billsec, saved.ended_at is not None) == ("answered", 60, 55, True)
     assert (saved.comment, saved.reason_id, saved.registered_at is not None) == ("записана", call.reason_id, True)
+
+
+def test_the_operators_rung_are_indexed_by_operator_then_call():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Call.rung.through._meta.db_table)
+    assert any(info["index"] and info["columns"] == ["user_id", "call_id"] for info in constraints.values())
