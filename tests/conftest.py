@@ -12,11 +12,17 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 def pytest_configure(config):
     if not getattr(settings, "STRICT", False):
         return
+    if problems := services_missing():
+        raise pytest.UsageError("STRICT=1 but " + "; ".join(problems))
+
+
+def services_missing() -> list[str]:
+    """What production runs on and this machine lacks: PostgreSQL, a Redis that answers, the browser."""
     problems = []
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        problems.append("DATABASE_URL must point at PostgreSQL")
+        problems.append("DATABASE_URL must point at PostgreSQL (postgres://root@127.0.0.1:5432/simplecalls)")
     if not settings.REDIS_URL:
-        problems.append("REDIS_URL must be set")
+        problems.append("REDIS_URL must be set (redis://127.0.0.1:6379/0)")
     else:
         import redis
 
@@ -25,9 +31,8 @@ def pytest_configure(config):
         except redis.RedisError as error:
             problems.append(f"Redis at {settings.REDIS_URL} does not answer: {error}")
     if not shutil.which(CHROMIUM):
-        problems.append(f"no browser at {CHROMIUM}")
-    if problems:
-        raise pytest.UsageError("STRICT=1 but " + "; ".join(problems))
+        problems.append(f"no browser at {CHROMIUM} (apt-get install chromium)")
+    return problems
 
 
 def needs(condition: bool, reason: str):

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,16 @@ CHROMIUM_ARGS = [
 def browser():
     """One Chromium for the browser tests; stopped after them, as its event loop would block async tests."""
     needs(os.path.exists(CHROMIUM), f"no browser at {CHROMIUM}")
+    with chromium() as browser:
+        yield browser
+
+
+@contextmanager
+def chromium():
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are still synchronous.
-    # Only here: the tests after these must keep Django's guard against the ORM inside an event loop.
+    # Only while it runs: the tests after these must keep Django's guard against the ORM inside an event loop.
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

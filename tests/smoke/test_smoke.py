@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Permission
@@ -35,8 +34,8 @@ from simplecalls.env import database_url
 from telephony.ami import AMIConfig
 from telephony.management.commands.bench_failover import Process, free_port, port_open, wait_until
 from telephony.models import ListenerLease, Operator
-from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOTS, Stack, log_in
-from tests.conftest import CHROMIUM
+from tests.browser.conftest import SCREENSHOTS, Stack, chromium, log_in
+from tests.conftest import services_missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -56,32 +55,14 @@ CLIENT_NAME = "Савицкая Наталья Геннадьевна"
 @pytest.fixture(scope="module")
 def services():
     """The smoke fails, never skips, without what production runs on: it is run only to prove the stack works."""
-    problems = []
-    if connection.vendor != "postgresql":
-        problems.append("DATABASE_URL must point at PostgreSQL (postgres://root@127.0.0.1:5432/simplecalls)")
-    if not settings.REDIS_URL:
-        problems.append("REDIS_URL must be set (redis://127.0.0.1:6379/0)")
-    else:
-        try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3).ping()
-        except redis.RedisError as error:
-            problems.append(f"Redis at {settings.REDIS_URL} does not answer: {error}")
-    if not os.path.exists(CHROMIUM):
-        problems.append(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    if problems:
+    if problems := services_missing():
         pytest.fail("make smoke runs the production processes in a real browser: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def browser(services):
-    from playwright.sync_api import sync_playwright
-
-    # As tests/browser/conftest.py: Playwright's sync API runs an event loop in this thread; the ORM calls stay synchronous.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
