@@ -55,6 +55,21 @@ def test_a_released_lease_is_taken_at_once(name):
     assert second.renew()
 
 
+def test_a_write_fenced_as_the_lease_is_released_neither_writes_nor_keeps_the_lease(name):
+    import copy
+
+    from django.db import transaction
+
+    leader = Lease(name, ttl=30)
+    assert leader.renew()
+    writing = copy.copy(leader)  # the writer thread read the epoch a moment before the release
+    leader.release()
+
+    with pytest.raises(FenceError), transaction.atomic():
+        writing.fence()
+    assert Lease(name).renew(), "a standby takes the released lease at once"
+
+
 def test_the_fence_refuses_a_writer_whose_epoch_was_taken_over(name):
     old, new = Lease(name, ttl=30), Lease(name, ttl=30)
     old.renew()
