@@ -197,3 +197,9 @@ def test_a_phone_typed_with_brackets_and_dashes_fits_the_input_and_is_saved(oper
     response = operator_client.post(reverse("clients:create"), {"last_name": "Новикова", "phone_mobile": typed, "phone_home": typed})
     assert response.status_code == 302
     assert Client.objects.get().phone_mobile == "+79031234567"
+
+
+def test_the_lists_pages_keep_the_search(operator_client):
+    Client.objects.bulk_create([Client(last_name=f"Иванов{number:02d}") for number in range(30)])
+    page = operator_client.get(reverse("clients:list"), {"q": "Иванов"}).content.decode()
+    assert 'href="?q=%D0%98%D0%B2%D0%B0%D0%BD%D0%BE%D0%B2&amp;page=2"' in page
