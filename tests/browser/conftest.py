@@ -44,13 +44,29 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, locale="ru-RU", viewport={"width": 1280, "height": 900})
+@contextmanager
+def browser_page(browser, base_url: str, width: int = 1280, height: int = 900):
+    """A page in a fresh browser context: its own cookies, in Russian, a window of that size."""
+    context = browser.new_context(base_url=base_url, locale="ru-RU", viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    with browser_page(browser, live_server.url) as page:
+        yield page
+
+
+@pytest.fixture
+def desk(browser, live_server):
+    """A front desk's screen: 1366×768."""
+    with browser_page(browser, live_server.url, 1366, 768) as page:
+        yield page
 
 
 @pytest.fixture
@@ -102,6 +118,13 @@ class Stack:
         wait_until_listening(self.ami.port, self.process, self.log_path)
         wait_until_logged(": connected to Asterisk", self.process, self.log_path)  # the listener hears calls from now on
 
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -130,12 +153,8 @@ class Stack:
 
 @pytest.fixture
 def stack(transactional_db, tmp_path):
-    running = Stack(tmp_path)
-    running.start()
-    try:
+    with Stack(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def wait_until_logged(text: str, process, log_path, timeout: float = 30) -> None:
@@ -161,8 +180,5 @@ def wait_until_listening(port: int, process, log_path, timeout: float = 30) -> N
 
 @pytest.fixture
 def stack_page(browser, stack):
-    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with browser_page(browser, stack.url, 1280, 1000) as page:
+        yield page

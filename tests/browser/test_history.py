@@ -14,16 +14,6 @@ from tests.helpers import make_call
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def desk(browser, live_server):
-    """A front-desk screen: 1366×768, Russian."""
-    context = browser.new_context(base_url=live_server.url, locale="ru-RU", viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
 def fits(page) -> bool:
     """The call table fits the page's column at this width: nothing sticks out on the right."""
     return page.evaluate("document.querySelector('table.calls').getBoundingClientRect().right <= document.querySelector('main').getBoundingClientRect().right")

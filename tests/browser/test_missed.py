@@ -13,23 +13,14 @@ from tests.helpers import make_call
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def laptop_page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, locale="ru-RU", viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
 def missed_call(operator, phone: str, started_at: datetime.datetime, client=None):
     ended_at = started_at + datetime.timedelta(seconds=20)
     call = make_call(None, phone=phone, client=client, disposition="no_answer", started_at=started_at, ended_at=ended_at)
     call.rung.add(operator)
 
 
-def test_an_operator_opens_the_missed_calls_and_sees_the_call_back_button(laptop_page, operator_user):
-    page = laptop_page
+def test_an_operator_opens_the_missed_calls_and_sees_the_call_back_button(desk, operator_user):
+    page = desk
     savitskaya = Client.objects.create(last_name="Савицкая", first_name="Наталья", phone_mobile="+79031234567")
     now = timezone.now()
     missed_call(operator_user, "+79031234567", now - datetime.timedelta(hours=2), savitskaya)
@@ -55,8 +46,8 @@ def test_an_operator_opens_the_missed_calls_and_sees_the_call_back_button(laptop
 
 
 @pytest.mark.parametrize("typed", ["8 (903) 123-45-67", "+7 (903) 123-45-67"])
-def test_a_phone_typed_key_by_key_with_brackets_is_saved_whole(laptop_page, operator_user, typed):
-    page = laptop_page
+def test_a_phone_typed_key_by_key_with_brackets_is_saved_whole(desk, operator_user, typed):
+    page = desk
     log_in(page, "operator1", "secret-pass-1")
     page.goto("/clients/new/")
     page.fill("#id_last_name", "Новикова")

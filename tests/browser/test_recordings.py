@@ -23,17 +23,8 @@ def write_wav(path, seconds: float) -> None:
         out.writeframes(b"".join((i * 64 % 65536 - 32768).to_bytes(2, "little", signed=True) for i in range(frames)))
 
 
-@pytest.fixture
-def wide_page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, locale="ru-RU", viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-def test_a_supervisor_plays_a_recording_from_the_report(wide_page, settings, tmp_path, operator_user, django_user_model):
-    page = wide_page
+def test_a_supervisor_plays_a_recording_from_the_report(desk, settings, tmp_path, operator_user, django_user_model):
+    page = desk
     settings.RECORDINGS_DIR = tmp_path / "monitor"
     settings.RECORDINGS_DIR.mkdir()
     write_wav(settings.RECORDINGS_DIR / "1733400000.1.wav", 3)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from clients.models import Client
 from history.models import Call
 from telephony.models import Operator, RouteDecision
-from tests.browser.conftest import SCREENSHOTS, Stack, log_in
+from tests.browser.conftest import SCREENSHOTS, Stack, browser_page, log_in
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,20 +21,14 @@ def smart_stack(transactional_db, tmp_path):
     """The stack with a known DIALPLAN_TOKEN, so the test can ask the route itself."""
     running = Stack(tmp_path)
     running.environ["DIALPLAN_TOKEN"] = TOKEN
-    running.start()
-    try:
+    with running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def smart_page(browser, smart_stack):
-    context = browser.new_context(base_url=smart_stack.url, locale="ru-RU", viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with browser_page(browser, smart_stack.url, 1366, 768) as page:
+        yield page
 
 
 @pytest.fixture

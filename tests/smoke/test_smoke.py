@@ -34,7 +34,7 @@ from simplecalls.env import database_url
 from telephony.ami import AMIConfig
 from telephony.management.commands.bench_failover import Process, free_port, port_open, wait_until
 from telephony.models import ListenerLease, Operator
-from tests.browser.conftest import SCREENSHOTS, Stack, chromium, log_in
+from tests.browser.conftest import SCREENSHOTS, Stack, browser_page, chromium, log_in
 from tests.conftest import services_missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -94,11 +94,9 @@ def smoke(office, tmp_path):
 
 @pytest.fixture
 def page(smoke, browser):
-    context = browser.new_context(base_url=smoke.url, locale="ru-RU", viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(CALL_SECONDS * 1000)
-    yield page
-    context.close()
+    with browser_page(browser, smoke.url, 1280, 1000) as page:
+        page.set_default_timeout(CALL_SECONDS * 1000)
+        yield page
 
 
 class Smoke(Stack):
