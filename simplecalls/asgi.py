@@ -1,22 +1,26 @@
-"""ASGI entry point: Django views over HTTP (the dialplan's two asks answered in front of Django), operator events over WebSocket."""
+"""ASGI entry point: Django views over HTTP (the dialplan's two asks answered in front of Django, the others in a
+few long-lived threads: simplecalls/web.py), operator events over WebSocket."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "simplecalls.settings.base")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from django.conf import settings  # noqa: E402
+
+from simplecalls.web import WebHandler, pool_size  # noqa: E402
 from telephony.dialplan import dialplan_in_front  # noqa: E402
 from telephony.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": dialplan_in_front(django_asgi_app),
+        "http": dialplan_in_front(WebHandler(min(settings.WEB_THREADS, pool_size() or settings.WEB_THREADS))),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -7,11 +7,15 @@ import hashlib
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+UserModel = get_user_model()
 
 
 def username_key(username: str) -> str:
@@ -90,3 +94,15 @@ class LoginView(auth_views.LoginView):
         if form.throttled:
             response.status_code = 429
         return response
+
+
+class UserBackend(ModelBackend):
+    """Django's users and permissions, each request's user read with their operator (extension, availability): every
+    page and the pop-up's form ask for it, which would otherwise cost a query of its own."""
+
+    def get_user(self, user_id):
+        try:
+            user = UserModel._default_manager.select_related("operator").get(pk=user_id)
+        except UserModel.DoesNotExist:
+            return None
+        return user if self.user_can_authenticate(user) else None

@@ -24,12 +24,8 @@ class RegistrationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["caller_kind"].choices = Call.CallerKind.choices
-        self.empty_dictionaries = []
-        for name, model in DICTIONARIES.items():
-            field = self.fields[name]
-            offer_active(field, model, getattr(self.instance, f"{name}_id"))
-            if not field.queryset:  # read once here, and the select shows the same rows
-                self.empty_dictionaries.append(field.label)
+        offer_active(self, DICTIONARIES)
+        self.empty_dictionaries = [self.fields[name].label for name in DICTIONARIES if not self.fields[name].listed]
 
     def clean_reminder_on(self):
         day = self.cleaned_data["reminder_on"]

@@ -53,9 +53,17 @@ def originate_status(status: str, call: Call, clients: list[Client] | None = Non
     return message
 
 
+def one_call(calls, call_id: int) -> Call | None:
+    """The call, or None: `get` reads it unordered, where `first` would sort by Call's ordering first."""
+    try:
+        return calls.get(pk=call_id)
+    except Call.DoesNotExist:
+        return None
+
+
 def call_changed_messages(call_id: int, kinds: list[str]) -> list[tuple[int, dict]]:
     """For the call's operator: what happened to it (call.ringing, call.answered, call.ended)."""
-    call = Call.objects.select_related("client__card_type").filter(pk=call_id).first()
+    call = one_call(Call.objects.select_related("client__card_type"), call_id)
     if call is None or call.operator_id is None:
         return []
     return [(call.operator_id, call_message(kind, call)) for kind in kinds]
@@ -63,7 +71,7 @@ def call_changed_messages(call_id: int, kinds: list[str]) -> list[tuple[int, dic
 
 def call_closed_messages(call_id: int) -> list[tuple[int, dict]]:
     """Registered or dismissed: for every operator the call rang, so that each open page drops its form."""
-    call = Call.objects.filter(pk=call_id).first()
+    call = one_call(Call.objects.all(), call_id)
     if call is None:
         return []
     message = {"type": "call.registered", "call": call_payload(call), "clients": []}

@@ -64,6 +64,10 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "simplecalls.urls"
 ASGI_APPLICATION = "simplecalls.asgi.application"
+# The first logs in; Django's own stays for sessions it started before (they carry their backend's name).
+AUTHENTICATION_BACKENDS = ["simplecalls.login.UserBackend", "django.contrib.auth.backends.ModelBackend"]
+# Threads a web process serves Django's views in (simplecalls/web.py); the requests beyond wait their turn.
+WEB_THREADS = env_int(env, "WEB_THREADS", 4, high=64)
 WSGI_APPLICATION = None
 
 TEMPLATES = [

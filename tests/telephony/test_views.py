@@ -2,6 +2,7 @@ import datetime
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -129,6 +130,26 @@ def test_an_operator_cannot_open_another_operators_call(operator_client, django_
     assert operator_client.post(reverse("telephony:call_save", args=[call.pk]), {"action": "register"}).status_code == 404
 
 
+def test_closing_the_form_takes_a_fixed_number_of_queries(operator_client, operator_user, django_assert_num_queries,
+                                                          django_capture_on_commit_callbacks):
+    call = make_call(operator_user, ended_at=timezone.now())
+    # Session, the user, the call, marking it closed; then, to tell every page it rang, the call and who it rang.
+    with django_assert_num_queries(6), django_capture_on_commit_callbacks(execute=True):
+        assert operator_client.post(reverse("telephony:call_close", args=[call.pk])).status_code == 204
+
+
+def test_a_call_that_rang_the_operator_or_any_call_for_a_supervisor_opens(client, operator_client, operator_user, django_user_model):
+    boris = django_user_model.objects.create_user("boris")
+    call = make_call(boris, extension="101")
+    call.rung.add(operator_user)  # a ring group: the operator's phone rang too
+    assert operator_client.get(reverse("telephony:call_panel", args=[call.pk])).status_code == 200
+    supervisor = django_user_model.objects.create_user("supervisor")
+    supervisor.user_permissions.add(Permission.objects.get(codename="view_all_calls"))
+    client.force_login(supervisor)
+    assert client.get(reverse("telephony:call_panel", args=[make_call(boris).pk])).status_code == 200
+    assert client.get(reverse("telephony:call_panel", args=[999_999])).status_code == 404
+
+
 def test_the_panel_needs_a_login(client, operator_user):
     call = make_call(operator_user)
     assert client.get(reverse("telephony:call_panel", args=[call.pk])).status_code == 302
@@ -182,8 +203,8 @@ def test_the_pop_ups_form_reads_each_dictionary_once_and_keeps_a_retired_entry_o
     CardType.objects.create(name="Золотая")
     url = reverse("telephony:call_panel", args=[call.pk])
     operator_client.get(url)
-    # Session, user, permissions, call, clients, the operator, five dictionaries: one query each.
-    with django_assert_max_num_queries(12):
+    # Session, the user with their operator, the call, the clients with its number, each form's dictionaries.
+    with django_assert_max_num_queries(6):
         page = operator_client.get(url).content.decode()
     assert "Старая причина" in page and "Запись на приём" in page and "Золотая" in page
     assert page.count("Первичное обращение") == 1

@@ -199,7 +199,7 @@ def operator_pages(count: int, web_ports: list[int], forms: bool) -> list["Page"
     pages = []
     for index, (user, extension) in enumerate(zip(users, extensions)):
         session = SessionStore()
-        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend", HASH_SESSION_KEY: user.get_session_auth_hash()})
+        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0], HASH_SESSION_KEY: user.get_session_auth_hash()})
         session.save()
         pages.append(Page(web_ports[index % len(web_ports)], extension, session.session_key, forms))
     return pages

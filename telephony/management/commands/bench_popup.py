@@ -87,7 +87,7 @@ def operator_sessions(count: int) -> list[tuple[str, int, str]]:
         user, _ = get_user_model().objects.get_or_create(username=f"bench-operator-{extension}")
         Operator.objects.update_or_create(extension=extension, defaults={"user": user, "channel": f"PJSIP/{extension}"})
         session = SessionStore()
-        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend", HASH_SESSION_KEY: user.get_session_auth_hash()})
+        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0], HASH_SESSION_KEY: user.get_session_auth_hash()})
         session.save()
         pages.append((extension, user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
     return pages

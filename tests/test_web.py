@@ -1,0 +1,104 @@
+"""How daphne runs Django's views (simplecalls/web.py): a few long-lived threads, each request wholly in one of them.
+
+The views below are served through `WebHandler` as daphne hands requests over; this module is their URLconf.
+"""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import HttpCommunicator
+from django.http import HttpResponse
+from django.urls import path
+from django.utils import translation
+
+from simplecalls.web import WebHandler
+
+
+class Seen:
+    """What the views saw: how many ran at once, in which threads, and the loop async_to_sync reached."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = self.most = self.finished = 0
+        self.threads: set[int] = set()
+        self.loop = None
+        self.release = threading.Event()
+
+
+seen = Seen()
+
+
+def slow(request):
+    with seen.lock:
+        seen.running += 1
+        seen.most = max(seen.most, seen.running)
+        seen.threads.add(threading.get_ident())
+    seen.release.wait(5)
+    with seen.lock:
+        seen.running -= 1
+        seen.finished += 1
+    return HttpResponse("done")
+
+
+def language(request):
+    return HttpResponse(translation.get_language())
+
+
+async def running_loop():
+    return asyncio.get_running_loop()
+
+
+def live(request):
+    seen.loop = async_to_sync(running_loop)()  # as a view sending live messages does
+    return HttpResponse("sent")
+
+
+urlpatterns = [path("slow/", slow), path("language/", language), path("live/", live)]
+
+
+@pytest.fixture(autouse=True)
+def views_here(settings):
+    global seen
+    settings.ROOT_URLCONF = __name__
+    seen = Seen()
+
+
+async def get(handler, url, headers=()):
+    response = await HttpCommunicator(handler, "GET", url, headers=[(b"host", b"testserver"), *headers]).get_response(timeout=10)
+    return response["status"], response["body"].decode()
+
+
+async def test_requests_beyond_the_threads_wait_their_turn_and_each_is_served():
+    handler = WebHandler(threads=2)
+    requests = [asyncio.create_task(get(handler, "/slow/")) for _ in range(6)]
+    await asyncio.sleep(0.3)
+    assert seen.running == 2  # the other four wait before Django, holding nothing
+    seen.release.set()
+    assert await asyncio.gather(*requests) == [(200, "done")] * 6
+    assert seen.most == 2 and len(seen.threads) == 2
+
+
+async def test_a_client_gone_away_frees_its_thread_only_once_the_view_is_done():
+    handler = WebHandler(threads=1)
+    gone = asyncio.create_task(get(handler, "/slow/"))
+    await asyncio.sleep(0.2)
+    gone.cancel()  # as daphne cancels the application when the client disconnects
+    waiting = asyncio.create_task(get(handler, "/language/"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done() and seen.running == 1  # the one thread is still the first request's
+    seen.release.set()
+    assert await waiting == (200, "ru")
+    assert seen.finished == 1
+
+
+async def test_each_request_starts_from_the_default_language_whatever_the_one_before_chose():
+    handler = WebHandler(threads=1)
+    assert await get(handler, "/language/", [(b"cookie", b"django_language=en")]) == (200, "en")
+    assert await get(handler, "/language/") == (200, "ru")
+
+
+async def test_a_view_reaches_the_servers_loop_through_async_to_sync():
+    assert await get(WebHandler(threads=1), "/live/") == (200, "sent")
+    assert seen.loop is asyncio.get_running_loop()
