@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models.functions import Now
 
+from simplecalls.cache import cache
 from telephony.models import ListenerLease
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import logging
 import uuid
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
+
+from simplecalls.cache import cache
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +17,7 @@ from clients.models import Client
 from clients.phones import phone_display
 from history.models import Call
 from history.services import call_dismiss, call_register, call_set_client, calls_attach_to_client, calls_dismiss_pending
+from simplecalls.cache import cache
 from telephony import messages, realtime
 from telephony.ami import AMIConfig, AMIConnection, dial_number, shared_connection
 from telephony.dialing import CLICK_TO_CALL, DialTarget, NotDiallable, dial_target
