@@ -102,3 +102,15 @@ async def test_each_request_starts_from_the_default_language_whatever_the_one_be
 async def test_a_view_reaches_the_servers_loop_through_async_to_sync():
     assert await get(WebHandler(threads=1), "/live/") == (200, "sent")
     assert seen.loop is asyncio.get_running_loop()
+
+
+async def test_a_request_that_waits_too_long_for_a_thread_is_told_the_server_is_busy():
+    handler = WebHandler(threads=1)
+    handler.wait_seconds = 0.3
+    held = asyncio.create_task(get(handler, "/slow/"))  # a view that does not end, as on a database that stopped answering
+    await asyncio.sleep(0.1)
+    status, body = await get(handler, "/language/")
+    assert status == 503 and "busy" in body
+    seen.release.set()
+    assert await held == (200, "done")
+    assert await get(handler, "/language/") == (200, "ru")  # the thread is free again
