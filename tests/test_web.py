@@ -4,16 +4,29 @@ The views below are served through `WebHandler` as daphne hands requests over; t
 """
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
+from django.conf import settings
+from django.db import connection
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import translation
 
+from simplecalls.env import database_url
 from simplecalls.web import WebHandler
+from telephony.management.commands.bench_failover import free_port, port_open
+from tests.conftest import needs
 
 
 class Seen:
@@ -114,3 +127,39 @@ async def test_a_request_that_waits_too_long_for_a_thread_is_told_the_server_is_
     seen.release.set()
     assert await held == (200, "done")
     assert await get(handler, "/language/") == (200, "ru")  # the thread is free again
+
+
+@pytest.mark.django_db
+def test_through_daphne_on_a_pool_a_burst_and_dropped_sessions_cost_no_request():
+    """Daphne as production runs it: more requests at once than threads and pooled connections, then every
+    connection of the pool terminated by the server; each request still reads the database."""
+    needs(connection.vendor == "postgresql", "the pool is PostgreSQL's")
+    port = free_port()
+    environ = os.environ | {
+        "DATABASE_URL": database_url(connection.settings_dict), "DATABASE_POOL_SIZE": "2", "WEB_THREADS": "8",
+        "DJANGO_SETTINGS_MODULE": "simplecalls.settings.base", "DEBUG": "1", "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    daphne = subprocess.Popen([sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "simplecalls.asgi:application"],
+                              env=environ, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert daphne.poll() is None and time.monotonic() < deadline, "daphne did not start"
+            time.sleep(0.1)
+
+        def database_answers(_=None) -> bool:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30).read()
+            except urllib.error.HTTPError as error:  # 503: no listener runs here
+                body = error.read()
+            return json.loads(body)["database"]["status"] == "ok"
+
+        with ThreadPoolExecutor(20) as burst:
+            assert all(burst.map(database_answers, range(40)))
+        with connection.cursor() as cursor:  # every session the web process holds, as a restarted server would
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with ThreadPoolExecutor(20) as burst:
+            assert all(burst.map(database_answers, range(40)))
+    finally:
+        daphne.terminate()
+        daphne.wait(timeout=15)
