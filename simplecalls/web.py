@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 BUSY = "The server is busy: try again in a few seconds."
 
 
+serving: asyncio.AbstractEventLoop | None = None  # the loop the handler serves requests on, once it has served one
+
+
+def serving_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop this process serves requests on (daphne's), for a view to hand it work without waiting; None elsewhere."""
+    return serving if serving is not None and serving.is_running() else None
+
+
 class WebHandler(ASGIHandler):
     # A request that waits longer than this for a thread gets 503 "busy": every thread is held by a request that does
     # not end (a database that stopped answering), and a clear refusal beats a browser left waiting.
@@ -51,7 +59,9 @@ class WebHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         if self.loop is not asyncio.get_running_loop():  # the first request (tests run a loop each, one after another)
-            self.loop, self.idle = asyncio.get_running_loop(), asyncio.Queue()
+            global serving
+            serving = self.loop = asyncio.get_running_loop()
+            self.idle = asyncio.Queue()
             for _ in range(self.threads):
                 self.idle.put_nowait(ThreadPoolExecutor(1, thread_name_prefix="web"))
         try:

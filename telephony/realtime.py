@@ -10,6 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from simplecalls.web import serving_loop
 from telephony import messages as live
 from telephony.messages import call_message, catch_up_messages  # noqa: F401 -- listener.py and tests import them from here
 
@@ -75,8 +76,11 @@ async def warm_up() -> None:
 
 
 def server_loop() -> asyncio.AbstractEventLoop | None:
-    """The web server's own loop, in the embedded mode: the only way into its in-memory layer."""
-    return _server_loop if _server_loop is not None and _server_loop.is_running() else None
+    """The web server's own loop: in the embedded mode the only way into its in-memory layer; under daphne a view's
+    messages go out on it while the view's thread moves on to the next request."""
+    if _server_loop is not None and _server_loop.is_running():
+        return _server_loop
+    return serving_loop()
 
 
 def send_many(messages: list[tuple[int, dict]]) -> None:

@@ -58,8 +58,8 @@ class Command(BaseCommand):
         "Full-stack load on PostgreSQL and Redis: daphne (--web processes), a Celery worker, beat, two pbx_listen and "
         "the PBX simulator as separate processes; --operators pages each with its socket open, --rate incoming calls a "
         "second for --seconds, spread over the operators. Prints JSON: pop-up p50/p95/p99/max, calls placed, pop-ups, "
-        "errors by kind, calls lost, each process's RSS at start and end, the load average. Removes the operators, "
-        "sessions and calls it made. Progress goes to stderr."
+        "the form requests' p50/p95/p99/max, errors by kind, calls lost, each process's RSS at start and end, the load "
+        "average. Removes the operators, sessions and calls it made. Progress goes to stderr."
     )
 
     def add_arguments(self, parser):
@@ -153,6 +153,7 @@ class Command(BaseCommand):
             "popup_latency_ms": percentiles(latencies),
             "calls_placed": len(placed), "popups_received": len(latencies), "placing_s": played["placing_s"],
             "http_requests_ok": sum(page.http_ok for page in pages),
+            "form_requests_ms": percentiles([took for page in pages for took in page.http_ms]),
             "errors": sum(errors.values()), "errors_by_kind": dict(errors),
             "calls_lost": sum(missing.values()), "calls_lost_by_kind": {kind: missing.get(kind, 0) for kind in ("no_row", "not_ended", "wrong_disposition")},
             "rss_mb": {name: {"start": usage_start.get(name, (None,))[0], "end": usage_end.get(name, (None,))[0]} for name in {**usage_start, **usage_end} if not name.startswith("postgresql-")},
@@ -233,6 +234,7 @@ class Page:
         self.popups: dict[str, float] = {}  # linkedid → when call.ringing arrived
         self.requests: set[asyncio.Task] = set()
         self.http_ok = 0
+        self.http_ms: list[float] = []  # each answered request's time, from connecting to the status line
         self.http_errors: Counter = Counter()
 
     async def run(self, gate: asyncio.Semaphore) -> None:
@@ -274,11 +276,13 @@ class Page:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nCookie: {self.cookie}\r\nConnection: close\r\n"
         if method == "POST":
             head += f"X-CSRFToken: {self.csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n"
+        started = time.perf_counter()
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 30)
             try:
                 writer.write((head + "\r\n").encode())
                 status_line = await asyncio.wait_for(reader.readline(), 30)
+                self.http_ms.append((time.perf_counter() - started) * 1000)
                 await asyncio.wait_for(reader.read(), 30)
             finally:
                 writer.close()
