@@ -71,6 +71,9 @@ class WebHandler(ASGIHandler):
         idle = self.idle
         try:
             thread = await asyncio.wait_for(idle.get(), self.wait_seconds)
+        except asyncio.CancelledError:  # the client went away while waiting
+            body_file.close()
+            raise
         except TimeoutError:
             body_file.close()
             logger.error("%s %s: no thread free for %.0f s; answered 503", scope["method"], scope["path"][:200], self.wait_seconds)

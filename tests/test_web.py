@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator
 from django.conf import settings
 from django.db import connection
@@ -24,7 +25,8 @@ from django.urls import path
 from django.utils import translation
 
 from simplecalls.env import database_url
-from simplecalls.web import WebHandler
+from simplecalls.web import WebHandler, serving_loop
+from telephony import realtime
 from telephony.management.commands.bench_failover import free_port, port_open
 from tests.conftest import needs
 
@@ -68,7 +70,13 @@ def live(request):
     return HttpResponse("sent")
 
 
-urlpatterns = [path("slow/", slow), path("language/", language), path("live/", live)]
+def push(request):
+    seen.loop = serving_loop()
+    realtime.send_many([(4242, {"type": "test.pushed", "text": "hello"})])
+    return HttpResponse("pushed")
+
+
+urlpatterns = [path("slow/", slow), path("language/", language), path("live/", live), path("push/", push)]
 
 
 @pytest.fixture(autouse=True)
@@ -127,6 +135,17 @@ async def test_a_request_that_waits_too_long_for_a_thread_is_told_the_server_is_
     seen.release.set()
     assert await held == (200, "done")
     assert await get(handler, "/language/") == (200, "ru")  # the thread is free again
+
+
+async def test_a_views_live_messages_are_handed_to_the_servers_loop_and_arrive():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(realtime.operator_group(4242), channel)
+    assert await get(WebHandler(threads=1), "/push/") == (200, "pushed")
+    assert seen.loop is asyncio.get_running_loop()
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    assert message["text"] == "hello"
+    await layer.group_discard(realtime.operator_group(4242), channel)
 
 
 @pytest.mark.django_db
