@@ -4,6 +4,7 @@ The views below are served through `WebHandler` as daphne hands requests over; t
 """
 
 import asyncio
+import contextvars
 import json
 import os
 import subprocess
@@ -61,6 +62,18 @@ def language(request):
     return HttpResponse(translation.get_language())
 
 
+MARK = contextvars.ContextVar("mark", default="unset")
+
+
+def mark(request):
+    MARK.set("set by the request before")
+    return HttpResponse("marked")
+
+
+def read_mark(request):
+    return HttpResponse(MARK.get())
+
+
 async def running_loop():
     return asyncio.get_running_loop()
 
@@ -76,7 +89,7 @@ def push(request):
     return HttpResponse("pushed")
 
 
-urlpatterns = [path("slow/", slow), path("language/", language), path("live/", live), path("push/", push)]
+urlpatterns = [path("slow/", slow), path("language/", language), path("live/", live), path("push/", push), path("mark/", mark), path("read-mark/", read_mark)]
 
 
 @pytest.fixture(autouse=True)
@@ -114,8 +127,10 @@ async def test_a_client_gone_away_frees_its_thread_only_once_the_view_is_done():
     assert seen.finished == 1
 
 
-async def test_each_request_starts_from_the_default_language_whatever_the_one_before_chose():
+async def test_nothing_a_request_leaves_in_its_context_reaches_the_next_one_in_the_same_thread():
     handler = WebHandler(threads=1)
+    assert await get(handler, "/mark/") == (200, "marked")
+    assert await get(handler, "/read-mark/") == (200, "unset")
     assert await get(handler, "/language/", [(b"cookie", b"django_language=en")]) == (200, "en")
     assert await get(handler, "/language/") == (200, "ru")
 

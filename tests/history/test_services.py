@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from history.models import Call, CallReason
@@ -26,8 +27,6 @@ def test_registering_never_undoes_a_hang_up_written_meanwhile(operator_user):
 
 
 def test_the_operators_rung_are_indexed_by_operator_then_call():
-    from django.db import connection
-
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Call.rung.through._meta.db_table)
     assert any(info["index"] and info["columns"] == ["user_id", "call_id"] for info in constraints.values())

@@ -1,11 +1,13 @@
 """The listener lease: one writer per PBX, a standby that takes over, and a fence no stale writer passes."""
 
+import copy
 import datetime
 import threading
 import time
 import uuid
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from history.models import Call
@@ -56,10 +58,6 @@ def test_a_released_lease_is_taken_at_once(name):
 
 
 def test_a_write_fenced_as_the_lease_is_released_neither_writes_nor_keeps_the_lease(name):
-    import copy
-
-    from django.db import transaction
-
     leader = Lease(name, ttl=30)
     assert leader.renew()
     writing = copy.copy(leader)  # the writer thread read the epoch a moment before the release
