@@ -16,52 +16,27 @@ Hostile or damaged files:
 
 import contextlib
 import csv
-import datetime
+import io
+import itertools
 import queue
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.utils import timezone
 from django.db.models import Q
 
-from clients.lookups import one_of
-from clients.models import PHONE_FIELDS, AdSource, CardType, Client, fold, search_columns
-from clients.phones import phone_region, phone_valid_e164
+from clients.bulk import ClientCopy, ClientStream, insert_clients, model_field, update_clients
+from clients.lookups import array_literal, one_of
+from clients.models import PHONE_FIELDS, Client, fold, fold_all, search_columns
+from clients.rows import COLUMNS, DICTIONARY_FIELDS, Chunk, ColumnParser, RowError
 from clients.signals import phones_changed
 
-
 SEARCH_SOURCES = {"last_name", "first_name", "middle_name", *PHONE_FIELDS, "card_number"}  # what the search keys derive from
-TEXT_FIELDS = {
-    "last_name": 100, "first_name": 100, "middle_name": 100, "email": 254, "city": 100, "postcode": 20,
-    "street": 200, "house": 20, "building": 20, "flat": 20, "card_number": 50, "comment": 10_000,
-}
-INT_FIELDS = {"birth_day": (1, 31), "birth_month": (1, 12), "birth_year": (1900, 2100), "importance": (1, 4)}
-BOOL_FIELDS = ("no_sms", "blacklisted")
-PLAIN_TEXT = {name: length for name, length in TEXT_FIELDS.items() if name != "email"}
-DICTIONARY_FIELDS = {"ad_source": AdSource, "card_type": CardType}
-DICTIONARY_NAME_LENGTH = {name: model._meta.get_field("name").max_length for name, model in DICTIONARY_FIELDS.items()}
 UNCLOSED_QUOTE = "a quote (\") opened in this row is never closed; the lines after it are read as rows of their own"
-COLUMNS = (
-    "last_name", "first_name", "middle_name", "sex", "birth_day", "birth_month", "birth_year",
-    *PHONE_FIELDS, "email", "no_sms", "city", "postcode", "street", "house", "building", "flat",
-    "ad_source", "card_number", "card_type", "importance", "status", "blacklisted", "call_back_on", "comment",
-)
-SEX = {"m": "m", "м": "m", "муж": "m", "мужской": "m", "male": "m", "f": "f", "ж": "f", "жен": "f", "женский": "f", "female": "f"}
-TRUE = {"1", "да", "yes", "true", "y", "д", "+"}
-FALSE = {"0", "нет", "no", "false", "n", "н", "-"}
-STATUS = {value: value for value in Client.Status.values} | {str(label).lower(): value for value, label in Client.Status.choices}
 BATCH = 5000
-
-
-class RowError(ValueError):
-    pass
 
 
 class FileError(ValueError):
@@ -90,103 +65,6 @@ class ImportReport:
         return self.created + self.updated + self.unchanged + self.skipped
 
 
-def parse_phone(value: str, region: str | None = None) -> str:
-    e164 = phone_valid_e164(value, region or phone_region())
-    if not e164:
-        raise RowError(f"“{value}” is not a valid phone number")
-    return e164
-
-
-def parse_date(value: str) -> datetime.date:
-    for pattern in ("%d.%m.%Y", "%Y-%m-%d"):
-        try:
-            return datetime.datetime.strptime(value, pattern).date()
-        except ValueError:
-            pass
-    raise RowError(f"“{value}” is not a date (dd.mm.yyyy)")
-
-
-def parse_cell(name: str, value: str, region: str | None = None):
-    """One non-empty cell → the model's value, or RowError saying what is wrong."""
-    if name in TEXT_FIELDS:
-        if len(value) > TEXT_FIELDS[name]:
-            raise RowError(f"{name} is longer than {TEXT_FIELDS[name]} characters")
-        if name == "email":
-            try:
-                validate_email(value)
-            except ValidationError:
-                raise RowError(f"“{value}” is not an email address") from None
-        return value
-    if name in PHONE_FIELDS:
-        return parse_phone(value, region)
-    if name in INT_FIELDS:
-        low, high = INT_FIELDS[name]
-        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
-            raise RowError(f"{name} must be a number from {low} to {high}, not “{value}”")
-        return int(value)
-    if name in BOOL_FIELDS:
-        lowered = value.lower()
-        if lowered in TRUE or lowered in FALSE:
-            return lowered in TRUE
-        raise RowError(f"{name} must be yes/no (1/0, да/нет), not “{value}”")
-    if name == "sex":
-        if value.lower() not in SEX:
-            raise RowError(f"sex must be m/f (м/ж), not “{value}”")
-        return SEX[value.lower()]
-    if name == "status":
-        if value.lower() not in STATUS:
-            raise RowError(f"status must be one of {', '.join(Client.Status.values)}, not “{value}”")
-        return STATUS[value.lower()]
-    if name == "call_back_on":
-        return parse_date(value)
-    if len(value) > DICTIONARY_NAME_LENGTH[name]:
-        raise RowError(f"{name} is longer than {DICTIONARY_NAME_LENGTH[name]} characters")
-    return value  # dictionary names, resolved per batch
-
-
-class RowParser:
-    """Rows of one header → the model's values: each column's check chosen once, and each distinct value of a column
-    that is not free text (phones, numbers, dates, yes/no…) parsed once, as files repeat them."""
-
-    REMEMBERED = 200_000  # distinct values kept; then forgotten, so memory stays bounded on any file
-
-    def __init__(self, header: list[str]):
-        self.header = header
-        # (name, length limit) of free text, which most cells are and which is only measured; (name, None) otherwise
-        self.columns = [(name, PLAIN_TEXT.get(name)) for name in header]
-        self.region = phone_region()
-        self.known: dict[tuple[str, str], tuple[object, str]] = {}
-
-    def __call__(self, cells: list[str]) -> dict:
-        if len(cells) != len(self.header):
-            raise RowError(f"{len(cells)} cells where the header has {len(self.header)}")
-        if "\x00" in "".join(cells):
-            raise RowError("the row has a NUL byte: is this a text file?")
-        values = {}
-        for (name, limit), raw in zip(self.columns, cells):
-            value = raw.strip()
-            if value:
-                values[name] = value if limit is not None and len(value) <= limit else self.cell(name, value)
-        if not any(values.get(name) for name in ("last_name", "first_name", "card_number", *PHONE_FIELDS)):
-            raise RowError("the row has no name, phone or card number")
-        return values
-
-    def cell(self, name: str, value: str):
-        key = (name, value)
-        known = self.known.get(key)
-        if known is None:
-            try:
-                known = (parse_cell(name, value, self.region), "")
-            except RowError as error:
-                known = (None, str(error))
-            if len(self.known) >= self.REMEMBERED:
-                self.known.clear()
-            self.known[key] = known
-        if known[1]:
-            raise RowError(known[1])
-        return known[0]
-
-
 def read_header(reader) -> list[str]:
     try:
         header = [name.strip().lower().lstrip("\ufeff") for name in next(reader)]
@@ -203,14 +81,87 @@ def read_header(reader) -> list[str]:
 class Upserter:
     """Matches each parsed row to an existing client, then writes a batch with bulk operations."""
 
-    def __init__(self, report: ImportReport, on_error: Callable[[int, str], None] | None):
+    KEYS_REPAY = 6  # rows of a file, for each client of the base, after which reading every client's keys pays
+
+    def __init__(self, report: ImportReport, on_error: Callable[[int, str], None] | None, copy: ClientCopy | None):
         self.report = report
         self.on_error = on_error
+        self.copy = copy  # PostgreSQL's: new clients go in by COPY
         self.dictionaries = {name: {entry.name.lower(): entry.pk for entry in model.objects.all()} for name, model in DICTIONARY_FIELDS.items()}
+        self.rows_seen = 0
+        self.clients_before: int | None = None
+        self.taken: set[int] | None = None  # see `all_new`
+        self.stream = ClientStream()  # the new clients of chunks found all new, on their way to the table
+        self.streamed_phones: set[str] = set()
 
-    def write(self, batch: list[tuple[int, dict]], encoded: dict[int, str]) -> None:
-        """`encoded`: rows (by line) already in COPY's format, for those that turn out to be new clients."""
+    def write_chunk(self, chunk: Chunk, prefixes: list[str]) -> None:
+        """Write a chunk's rows; `prefixes`, when given, are its rows as new clients' lines of COPY (ClientCopy)."""
         started = time.perf_counter()
+        for name in DICTIONARY_FIELDS.keys() & chunk.columns.keys():
+            ids = {value: self.dictionary_id(name, value) for value in dict.fromkeys(chunk.columns[name]) if value}
+            chunk.columns[name] = list(map(ids.get, chunk.columns[name]))
+        lines = self.copy.lines(chunk, prefixes) if prefixes else []
+        cards = fold_all([card for card in chunk.columns.get("card_number", ()) if card])
+        phones = [phone for name in PHONE_FIELDS for phone in chunk.columns.get(name, ()) if phone]
+        self.rows_seen += len(chunk)
+        if lines and self.all_new(cards, phones):
+            started = self.report.timed("matching", started)
+            self.stream.write(lines)
+            self.report.created += len(lines)
+            self.streamed_phones.update(phones)
+            self.report.timed("writing", started)
+        else:
+            self.finish()
+            self.write(list(chunk.rows()), dict(zip(chunk.lines, lines)), started)
+        if self.taken is not None:  # whatever the rows became, a client may now have their keys
+            self.taken.update(map(hash, cards), map(hash, phones))
+
+    def finish(self) -> None:
+        """End the COPY of the chunks found all new, and attach their numbers' calls: before any other statement."""
+        if self.stream.open:
+            started = time.perf_counter()
+            self.stream.close()
+            started = self.report.timed("writing", started)
+            phones_changed.send(sender=Client, phones=self.streamed_phones)
+            self.streamed_phones = set()
+            self.report.timed("late_binding", started)
+
+    def all_new(self, cards: list[str], phones: list[str]) -> bool:
+        """Whether the rows of a chunk with these (folded) card numbers and phones are all new clients: none of them
+        repeats in the chunk, and no client has any (earlier chunks' are in the database by now). Most files of new
+        clients are; `write` matches the others' rows one by one.
+
+        The database answers through its indexes, five or six lookups a row, until the file has shown itself long
+        enough (KEYS_REPAY) to repay reading every client's keys once; from then on their hashes
+        answer. A hash shared by two keys only sends a chunk to `write`, which is never wrong.
+        """
+        if len(set(cards)) < len(cards) or len(set(phones)) < len(phones):
+            return False
+        if self.clients_before is None:
+            self.clients_before = Client.objects.count()
+        if self.taken is None and self.rows_seen * self.KEYS_REPAY >= self.clients_before:
+            self.finish()
+            self.taken = taken_keys()
+        if self.taken is not None:
+            return self.taken.isdisjoint(map(hash, cards)) and self.taken.isdisjoint(map(hash, phones))
+        self.finish()
+        table = Client._meta.db_table
+        queries, params = [], []
+        if cards:  # through the folded card's index, as `existing_for`: a card that only folds alike is matched there
+            queries.append(f"SELECT 1 FROM {table} WHERE search_card IS NOT NULL AND search_card = ANY(%s::text[])")
+            params.append(array_literal(cards))
+        for name in PHONE_FIELDS if phones else ():
+            queries.append(f"SELECT 1 FROM {table} WHERE {name} IS NOT NULL AND {name} = ANY(%s::text[])")
+            params.append("{" + ",".join(phones) + "}")  # E.164: nothing to quote
+        if not queries:
+            return True
+        with index_scans_only(), connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(queries) + " LIMIT 1", params)
+            return cursor.fetchone() is None
+
+    def write(self, batch: list[tuple[int, dict]], encoded: dict[int, str], started: float) -> None:
+        """Match each row to a client, then write the batch. `encoded`: rows (by line) already in COPY's format, for
+        those that turn out to be new clients."""
         existing = {row["id"]: row for row in self.existing_for(batch)}
         by_card = {row["card_number"]: row for row in existing.values() if row["card_number"]}
         by_phone: dict[str, list[dict]] = {}
@@ -221,7 +172,6 @@ class Upserter:
         changed: dict[int, set[str]] = {}
         phones: set[str] = set()  # numbers clients gained or lost: their earlier calls may now have an owner
         for line, values in batch:
-            self.resolve_dictionaries(values)
             try:
                 target = self.match(values, by_card, by_phone)
             except RowError as error:
@@ -296,15 +246,15 @@ class Upserter:
             cursor.execute(sql, params)
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    def resolve_dictionaries(self, values: dict) -> None:
-        for name, model in DICTIONARY_FIELDS.items():
-            if name in values:
-                known = self.dictionaries[name]
-                key = values[name].lower()
-                if key not in known:
-                    known[key] = model.objects.create(name=values[name]).pk
-                    self.report.dictionary_entries_created += 1
-                values[name] = known[key]
+    def dictionary_id(self, name: str, value: str) -> int:
+        """The entry of dictionary `name` called `value` in any case, created if there is none."""
+        known = self.dictionaries[name]
+        key = value.lower()
+        if key not in known:
+            self.finish()
+            known[key] = DICTIONARY_FIELDS[name].objects.create(name=value).pk
+            self.report.dictionary_entries_created += 1
+        return known[key]
 
     def match(self, values: dict, by_card: dict, by_phone: dict) -> dict | None:
         """The client with the row's card number; else the one with its phone, if that client has no card."""
@@ -338,6 +288,15 @@ class Upserter:
             self.on_error(line, reason)
 
 
+def taken_keys() -> set[int]:
+    """The hashes of every client's folded card number and phones."""
+    table = Client._meta.db_table
+    selects = [f"SELECT {name} FROM {table} WHERE {name} IS NOT NULL" for name in ("search_card", *PHONE_FIELDS)]
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({' UNION ALL '.join(selects)}) TO STDOUT (FORMAT csv)") as copy:
+        text = b"".join(copy).decode()
+    return set(map(hash, itertools.chain.from_iterable(csv.reader(io.StringIO(text)))))
+
+
 @contextlib.contextmanager
 def index_scans_only():
     """PostgreSQL: no sequential scan for the queries inside. The table grows during an import, in its transaction,
@@ -353,96 +312,6 @@ def index_scans_only():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [before])
-
-
-def model_field(name: str) -> str:
-    return f"{name}_id" if name in DICTIONARY_FIELDS else name
-
-
-EMPTY = {name: "" for name in (*TEXT_FIELDS, "sex", "status")}
-
-
-def model_values(row: dict) -> dict:
-    """Column values as Client(**kwargs): no id, foreign keys by id, None as the field's empty value."""
-    return {model_field(name): EMPTY.get(name) if value is None else value for name, value in row.items() if name != "id"}
-
-
-COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_cell(value) -> str:
-    """A value in COPY's text format: psycopg's write_row costs several times more per row, in Python."""
-    if value is None:
-        return "\\N"
-    if value is True or value is False:
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return value.translate(COPY_ESCAPES) if COPY_SPECIAL.search(value) else value  # translate is slow on Cyrillic
-    return str(value)  # numbers, dates and times: str() is a form PostgreSQL reads
-
-
-class ClientCopy:
-    """Clients as lines of COPY's text format into clients_client, every column given so that defaults come from the
-    model: COPY takes rows several times faster than INSERT."""
-
-    def __init__(self):
-        fields = [field for field in Client._meta.concrete_fields if not field.primary_key]
-        now = timezone.now()
-        defaults = {field.attname: field.get_default() for field in fields} | {"created_at": now, "updated_at": now}
-        self.position = {field.name: index for index, field in enumerate(fields)}
-        self.empty = [copy_cell(EMPTY.get(field.name)) for field in fields]  # a row's None, column by column
-        self.template = [copy_cell(defaults[field.attname]) for field in fields]
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        self.sql = f"COPY {Client._meta.db_table} ({columns}) FROM STDIN"
-
-    def line(self, row: dict) -> str:
-        """A client's import row (its search keys computed here) → its line, without the line break."""
-        cells = self.template.copy()
-        for values in (row, search_columns(row)):
-            for name, value in values.items():
-                index = self.position.get(name)  # None for "id"
-                if index is not None:
-                    cells[index] = self.empty[index] if value is None else copy_cell(value)
-        return "\t".join(cells)
-
-
-def insert_clients(rows: list[dict], lines: list[str | None] | None = None) -> None:
-    """Create these clients; `lines`, where given, are the rows already in ClientCopy's format (None: not yet)."""
-    if connection.vendor != "postgresql":
-        Client.objects.bulk_create([Client(**model_values(row)) for row in rows], batch_size=1000)
-        return
-    if not rows:
-        return
-    copy = ClientCopy()
-    text = [line or copy.line(row) for row, line in zip(rows, lines or [None] * len(rows))]
-    text.append("")
-    with connection.cursor() as cursor, cursor.cursor.copy(copy.sql) as stream:
-        stream.write("\n".join(text))
-
-
-def update_clients(changes: dict[int, dict]) -> None:
-    """Write these columns (the same for every client) of existing clients, by id.
-
-    PostgreSQL: COPY into a scratch table and one UPDATE, as bulk_update's CASE per row and column
-    grows with the batch.
-    """
-    names = list(next(iter(changes.values())))
-    if connection.vendor != "postgresql":
-        objects = [Client(pk=pk, **model_values(row)) for pk, row in changes.items()]
-        Client.objects.bulk_update(objects, [model_field(name) for name in names], batch_size=500)
-        return
-    quote = connection.ops.quote_name
-    columns = [quote(Client._meta.get_field(name).column) for name in names]
-    table = quote(Client._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE import_changes ON COMMIT DROP AS SELECT id, {', '.join(columns)} FROM {table} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY import_changes (id, {', '.join(columns)}) FROM STDIN") as copy:
-            lines = ("\t".join([str(pk), *map(copy_cell, model_values(row).values())]) for pk, row in changes.items())
-            copy.write("".join(line + "\n" for line in lines))
-        assignments = ", ".join(f"{column} = changed.{column}" for column in columns)
-        cursor.execute(f"UPDATE {table} AS client SET {assignments} FROM import_changes AS changed WHERE client.id = changed.id")
-        cursor.execute("DROP TABLE import_changes")
 
 
 def client_import_csv(
@@ -513,24 +382,25 @@ def records(lines: Lines, reader, width: int) -> Iterator[tuple[int, list[str] |
 
 def import_rows(lines: Lines, reader, report: ImportReport, *, dry_run: bool, on_row, on_error) -> None:
     header = read_header(reader)
-    upserter = Upserter(report, on_error)
-
-    # Rows without dictionary names (which become ids only here) are also encoded for COPY by the reading thread.
-    encode = ClientCopy().line if connection.vendor == "postgresql" else None
+    copy = ClientCopy() if connection.vendor == "postgresql" else None
+    upserter = Upserter(report, on_error, copy)
     reading = time.perf_counter()
-    with ChunkReader(RowParser(header), chunks(records(lines, reader, len(header)), on_row), encode) as parsed_chunks:
-        for parsed, encoded in parsed_chunks:
-            report.timed("reading", reading)  # the time spent waiting for the reading thread
-            for line, _, error in parsed:
-                if error:
+    try:
+        with ChunkReader(ColumnParser(header), chunks(records(lines, reader, len(header)), on_row), copy) as parsed_chunks:
+            for chunk, prefixes in parsed_chunks:
+                report.timed("reading", reading)  # the time spent waiting for the reading thread
+                for line, error in chunk.errors:
                     upserter.skip(line, error)
-            rows = [(line, values) for line, values, error in parsed if not error]
-            created = report.created
-            upserter.write(rows, encoded)
-            # Encoding ahead pays while rows are new clients; in a file of known clients it is work thrown away.
-            parsed_chunks.encoding = (report.created - created) * 2 >= len(rows)
-            reading = time.perf_counter()
-    report.timed("reading", reading)
+                created = report.created
+                upserter.write_chunk(chunk, prefixes)
+                # Encoding ahead pays while rows are new clients; in a file of known clients it is work thrown away.
+                parsed_chunks.encoding = (report.created - created) * 2 >= len(chunk)
+                reading = time.perf_counter()
+        report.timed("reading", reading)
+        upserter.finish()
+    except BaseException as error:
+        upserter.stream.abort(error)  # or the connection stays in the COPY, and cannot even roll back
+        raise
     if dry_run:
         transaction.set_rollback(True)
 
@@ -549,22 +419,9 @@ def chunks(rows, on_row) -> Iterator[list[tuple[int, list[str] | None, str]]]:
         yield chunk
 
 
-def parse_chunk(parse: RowParser, chunk: list[tuple[int, list[str] | None, str]]) -> list[tuple[int, dict | None, str]]:
-    parsed = []
-    for line, cells, problem in chunk:
-        if problem:
-            parsed.append((line, None, problem))
-            continue
-        try:
-            parsed.append((line, parse(cells), ""))
-        except RowError as error:
-            parsed.append((line, None, str(error)))
-    return parsed
-
-
 class ChunkReader:
-    """The file's chunks, read and parsed in a thread while the caller writes the chunks before them: each chunk's
-    rows as parsed, and those that `encode` takes as new clients' lines of COPY, by line.
+    """The file's chunks, read and parsed in a thread while the caller writes the chunks before them: each chunk
+    parsed, and with `copy` its rows as new clients' lines of COPY up to their dictionary names (ClientCopy.prefixes).
 
     The caller mostly waits for the database, which lets the thread run, so PostgreSQL writes on one core while Python
     reads on the other. (Worker processes would parse side by side, but pickling the rows there and back costs more than
@@ -575,10 +432,10 @@ class ChunkReader:
     AHEAD = 2  # chunks parsed and waiting, at most
     DONE = object()
 
-    def __init__(self, parse: RowParser, chunks: Iterator[list], encode: Callable[[dict], str] | None):
+    def __init__(self, parse: ColumnParser, chunks: Iterator[list], copy: ClientCopy | None):
         self.parse = parse
         self.chunks = chunks
-        self.encode = encode
+        self.copy = copy
         self.encoding = True  # set by the caller as it learns whether the rows are new clients
         self.queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
         self.stopping = threading.Event()
@@ -592,7 +449,7 @@ class ChunkReader:
         self.stopping.set()  # the caller may leave early, on an error of its own
         self.thread.join()
 
-    def __iter__(self) -> Iterator[tuple[list, dict[int, str]]]:
+    def __iter__(self) -> Iterator[tuple[Chunk, list[str]]]:
         while (item := self.queue.get()) is not self.DONE:
             if isinstance(item, BaseException):
                 raise item
@@ -600,13 +457,10 @@ class ChunkReader:
 
     def read(self) -> None:
         try:
-            for chunk in self.chunks:
-                parsed = parse_chunk(self.parse, chunk)
-                encoded = {}
-                if self.encode and self.encoding:
-                    encoded = {line: self.encode(values) for line, values, error in parsed
-                               if not error and DICTIONARY_FIELDS.keys().isdisjoint(values)}
-                if not self.offer((parsed, encoded)):
+            for rows in self.chunks:
+                chunk = self.parse(rows)
+                prefixes = self.copy.prefixes(chunk) if self.copy and self.encoding else []
+                if not self.offer((chunk, prefixes)):
                     return
             self.offer(self.DONE)
         except BaseException as error:  # handed over: the caller knows what to make of it

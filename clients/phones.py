@@ -7,7 +7,6 @@ The one phone-number module of the project: the client base uses it, and so does
 
 import functools
 import re
-from collections.abc import Callable
 
 import phonenumbers
 
@@ -39,7 +38,27 @@ def common_form(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
 
 def common_e164(raw: str, region: str) -> str | None:
     """`common_form` as E.164, for the importer: no PhoneNumber object on the way."""
-    digits = TYPING.sub("", raw)
+    national = common_national(TYPING.sub("", raw), region)
+    if national is None:
+        return None
+    code = region_shape(region)[0]
+    return f"+{code}{national}" if number_valid(int(code), national) else None
+
+
+def phones_valid_e164(raws: list[str], region: str) -> list[str]:
+    """`phone_valid_e164` of each of `raws`, the usual forms read together: each expression makes one pass over
+    all of them, where one call a number costs the importer more than the rest of the number's row."""
+    joined = "\x00".join(raws)
+    if joined.count("\x00") != len(raws) - 1:  # a number with a NUL of its own
+        return [phone_valid_e164(raw, region) for raw in raws]
+    code = region_shape(region)[0]
+    nationals = [common_national(digits, region) for digits in TYPING.sub("", joined).split("\x00")] if raws else []
+    valid = nationals_valid(int(code), {national for national in nationals if national})
+    return [f"+{code}{national}" if national in valid else phone_valid_e164(raw, region) for raw, national in zip(raws, nationals)]
+
+
+def common_national(digits: str, region: str) -> str | None:
+    """The national number in a typed number stripped of its spaces, brackets and dashes, if it takes a usual form."""
     plus = digits.startswith("+")
     if plus:
         digits = digits[1:]
@@ -58,7 +77,7 @@ def common_e164(raw: str, region: str) -> str | None:
         return None
     if not national or national.startswith("0"):
         return None  # leading zeros need phonenumbers' own handling
-    return f"+{code}{national}" if number_valid(int(code), national) else None
+    return national
 
 
 # The number types phonenumbers' is_valid_number accepts; mobile only where its pattern is not fixed_line's.
@@ -72,43 +91,77 @@ def number_valid(code: int, national: str) -> bool:
     begin the number (or, lacking them, whose patterns it matches); then the number must match the
     region's general pattern and one of its types' (tests/clients/test_phones.py compares the two).
     """
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
-    if not regions:
-        return False
-    if len(regions) > 1:
-        for region in regions:
-            leading, valid = region_rules(region, code)
-            if leading.match(national) if leading else valid(national):
-                return valid(national)
-        return False
-    return region_rules(regions[0], code)[1](national)
+    rules = code_rules(code)
+    if len(rules) == 1:
+        return national_valid(rules[0][1], national)
+    for leading, by_length in rules:
+        if leading.match(national) if leading else national_valid(by_length, national):
+            return national_valid(by_length, national)
+    return False
+
+
+def nationals_valid(code: int, nationals: set[str]) -> set[str]:
+    """Those of `nationals` that `number_valid` takes, in the same steps, each expression run over all at once."""
+    rules = code_rules(code)
+    if len(rules) == 1:
+        return valid_among(rules[0][1], nationals)
+    valid, undecided = set(), set(nationals)
+    for leading, by_length in rules:
+        if leading:
+            decided = {national for national in undecided if leading.match(national)}
+            valid |= valid_among(by_length, decided)
+        else:
+            decided = valid_among(by_length, undecided)
+            valid |= decided
+        undecided -= decided
+    return valid
+
+
+def national_valid(by_length: dict, national: str) -> bool:
+    patterns = by_length.get(len(national))
+    return patterns is not None and patterns[0].fullmatch(national) is not None
+
+
+def valid_among(by_length: dict, nationals: set[str]) -> set[str]:
+    """`national_valid` of many numbers: one search a length over the numbers of that length, a line each."""
+    by_size: dict[int, list[str]] = {}
+    for national in nationals:
+        by_size.setdefault(len(national), []).append(national)
+    valid = set()
+    for size, group in by_size.items():
+        if size in by_length:
+            valid.update(match.group() for match in by_length[size][1].finditer("\n".join(group)))
+    return valid
 
 
 @functools.cache
-def region_rules(region: str, code: int) -> tuple[re.Pattern | None, Callable[[str], bool]]:
-    """A region's leading digits (which of a shared country code's numbers are its) and its validity test."""
+def code_rules(code: int) -> tuple[tuple[re.Pattern | None, dict], ...]:
+    """`region_rules` of each region sharing the country code, in phonenumbers' order."""
+    return tuple(region_rules(region, code) for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ()))
+
+
+@functools.cache
+def region_rules(region: str, code: int) -> tuple[re.Pattern | None, dict[int, tuple[re.Pattern, re.Pattern]]]:
+    """A region's leading digits (which of a shared country code's numbers are its) and its validity expressions by
+    the national number's length: one for a number alone, one for numbers a line each (`valid_among`)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-    if metadata is None:
-        return None, lambda national: False
+    general = metadata and metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return None, {}
     names = VALID_TYPES[:-1] if metadata.same_mobile_and_fixed_line_pattern else VALID_TYPES
     types = [desc for desc in (getattr(metadata, name) for name in names) if desc is not None and desc.national_number_pattern]
-    general = metadata.general_desc
-    if general is None or not general.national_number_pattern:
-        return None, lambda national: False
-    general_pattern = re.compile(general.national_number_pattern)
-    # A type's pattern applies to the lengths it lists, or to every length when it lists none.
+    # A type's pattern applies to the lengths it lists, or to every length when it lists none. One expression a
+    # length: the general pattern as a lookahead over the whole number, then the types'. The patterns match digits
+    # only, so a line's match never reaches into the next.
     by_length = {}
     for length in range(1, 18):
         patterns = [desc.national_number_pattern for desc in types if not desc.possible_length or length in desc.possible_length]
         if patterns and (not general.possible_length or length in general.possible_length):
-            by_length[length] = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
-
-    def valid(national: str) -> bool:
-        pattern = by_length.get(len(national))
-        return pattern is not None and general_pattern.fullmatch(national) is not None and pattern.fullmatch(national) is not None
-
+            alternatives = "|".join(f"(?:{pattern})" for pattern in patterns)
+            by_length[length] = (re.compile(f"(?=(?:{general.national_number_pattern})\\Z)(?:{alternatives})"),
+                                 re.compile(f"^(?=(?:{general.national_number_pattern})$)(?:{alternatives})$", re.MULTILINE))
     leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
-    return leading, valid
+    return leading, by_length
 
 
 def phone_parse(raw: str, *, region: str, strict: bool = False) -> phonenumbers.PhoneNumber | None:

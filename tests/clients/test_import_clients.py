@@ -240,9 +240,11 @@ def test_a_row_with_a_card_and_the_phone_of_a_row_just_read_updates_that_client(
     assert Client.objects.get().card_number == "B-2"
 
 
-def test_batches_match_rows_of_earlier_batches_as_one_batch_would(tmp_path, monkeypatch):
+@pytest.mark.parametrize("keys_repay", [0, 10**9], ids=["keys looked up in the database", "keys read at once"])
+def test_batches_match_rows_of_earlier_batches_as_one_batch_would(tmp_path, monkeypatch, keys_repay):
     from clients import importer
 
+    monkeypatch.setattr(importer.Upserter, "KEYS_REPAY", keys_repay)
     Client.objects.create(last_name="Старый", phone_work="84993690439")
     Client.objects.create(last_name="Картов", card_number="K-1", phone_mobile="89031112200")
     text = HEADER + (
@@ -363,9 +365,7 @@ def test_a_wrong_encoding_after_batches_were_written_rolls_all_of_them_back(tmp_
     from clients import importer
 
     monkeypatch.setattr(importer, "BATCH", 2)
-    written = []
-    real_insert = importer.insert_clients
-    monkeypatch.setattr(importer, "insert_clients", lambda rows, *lines: written.append(len(rows)) or real_insert(rows, *lines))
+    written = watch_writes(monkeypatch)
     # More than the decoder's first block of good lines, so that batches are written before the bad byte is read.
     good = "".join(f"Петров{number},89031{number:06d}\n" for number in range(1000))
     path = tmp_path / "mixed.csv"
@@ -376,22 +376,33 @@ def test_a_wrong_encoding_after_batches_were_written_rolls_all_of_them_back(tmp_
     assert not Client.objects.exists()
 
 
+def watch_writes(monkeypatch, fail_at: int | None = None) -> list[int]:
+    """The number of new clients each write sends, whether into the COPY the import keeps open (ClientStream) or as a
+    batch (insert_clients); the write number `fail_at` raises instead, as when the database goes away."""
+    from clients import bulk, importer
+
+    written = []
+
+    def watched(write, count):
+        def watching(*args):
+            written.append(count(*args))
+            if len(written) == fail_at:
+                raise RuntimeError("the database went away")
+            return write(*args)
+        return watching
+
+    monkeypatch.setattr(importer, "insert_clients", watched(importer.insert_clients, lambda rows, *lines: len(rows)))
+    monkeypatch.setattr(bulk.ClientStream, "write", watched(bulk.ClientStream.write, lambda stream, lines: len(lines)))
+    return written
+
+
 def test_a_failure_while_writing_stops_the_reading_thread_and_writes_nothing(tmp_path, monkeypatch):
     import threading
 
     from clients import importer
 
     monkeypatch.setattr(importer, "BATCH", 2)
-    written = []
-
-    def insert_then_fail(rows, *lines):
-        written.append(len(rows))
-        if len(written) == 2:
-            raise RuntimeError("the database went away")
-        real_insert(rows, *lines)
-
-    real_insert = importer.insert_clients
-    monkeypatch.setattr(importer, "insert_clients", insert_then_fail)
+    written = watch_writes(monkeypatch, fail_at=2)
     threads = threading.active_count()
     text = "last_name,phone_mobile\n" + "".join(f"Петров{number},89031112{number:03d}\n" for number in range(40))
     with pytest.raises(RuntimeError, match="went away"):
@@ -418,3 +429,56 @@ def test_backslashes_tabs_and_line_breaks_in_cells_are_stored_exactly(tmp_path):
     assert "1 created" in out and err == ""
     client = Client.objects.get()
     assert (client.last_name, client.comment) == ("Обратный\\Слэш", comment)
+
+
+@pytest.mark.parametrize("keys_repay", [0, 10**9], ids=["keys looked up in the database", "keys read at once"])
+def test_in_a_long_file_of_new_clients_a_row_with_a_known_phone_or_card_still_finds_its_client(tmp_path, monkeypatch, keys_repay):
+    from clients import importer
+
+    monkeypatch.setattr(importer, "BATCH", 10)
+    monkeypatch.setattr(importer.Upserter, "KEYS_REPAY", keys_repay)
+    walk_in = Client.objects.create(last_name="Старая", phone_home="84993690439")
+    carded = Client.objects.create(last_name="Картова", card_number="Z-7")
+    rows = [f"Новая{number},8903111{number:04d},N-{number}" for number in range(45)]
+    rows[13] = "Старая,84993690439,N-13"  # a card nobody has and the phone of a client without one: that client
+    rows[31] = "Картова,89031110031,z-7"  # a card that folds to a known one is not that card: a new client
+    rows[40] = "Новая3,89031119999,N-3"  # the card of a row some chunks before: that row's client
+    out, err = run(tmp_path, "last_name,phone_mobile,card_number\n" + "\n".join(rows) + "\n")
+    assert err == "" and "43 created, 2 updated, 0 unchanged, 0 skipped" in out, (out, err)
+    walk_in.refresh_from_db()
+    assert (walk_in.card_number, walk_in.phone_mobile, walk_in.phone_home) == ("N-13", "+74993690439", "+74993690439")
+    assert Client.objects.get(card_number="N-3").phone_mobile == "+79031119999"
+    assert Client.objects.get(card_number="z-7").pk != carded.pk
+    assert Client.objects.count() == 2 + 43
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_dropped_while_new_clients_stream_in_fails_the_import_and_keeps_nothing(tmp_path, monkeypatch):
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from clients import bulk, importer
+    from tests.conftest import needs
+
+    needs(connection.vendor == "postgresql", f"COPY, PostgreSQL's; the database is {connection.vendor}")
+    monkeypatch.setattr(importer, "BATCH", 50)
+    params = connection.get_connection_params()
+    real_write = bulk.ClientStream.write
+    writes = []
+
+    def write_then_drop_the_session(stream, lines):
+        writes.append(len(lines))
+        real_write(stream, lines)
+        if len(writes) == 3:  # the COPY is open and has rows: the server ends the session under it
+            with psycopg.connect(**{key: params[key] for key in ("dbname", "user", "password", "host", "port") if key in params},
+                                 autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    monkeypatch.setattr(bulk.ClientStream, "write", write_then_drop_the_session)
+    text = "last_name,phone_mobile\n" + "".join(f"Петров{number},89031{number:06d}\n" for number in range(1000))
+    with pytest.raises(OperationalError):
+        run(tmp_path, text)
+    connection.close()  # as the command's process would end, and the next one connect afresh
+    assert len(writes) >= 3 and not Client.objects.exists()
+    out, err = run(tmp_path, text)
+    assert "1000 created" in out and Client.objects.count() == 1000

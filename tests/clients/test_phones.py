@@ -101,6 +101,7 @@ def test_number_valid_agrees_with_phonenumbers_for_every_region():
     checked = valid = 0
     places = [(region, phonenumbers.country_code_for_region(region)) for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
     places += [(None, code) for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    by_code: dict[int, dict[str, bool]] = {}
     for region, code in places:
         lengths = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region or "001").general_desc.possible_length
         # Sorted, so that a seed gives the same numbers; with the country code in front too, as people type it.
@@ -111,7 +112,10 @@ def test_number_valid_agrees_with_phonenumbers_for_every_region():
                 expected = phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=code, national_number=int(mutated)))
                 assert number_valid(code, mutated) == expected, (region, code, mutated)
                 checked, valid = checked + 1, valid + expected
+                by_code.setdefault(code, {})[mutated] = expected
     assert checked > 150_000 and valid > checked // 10, (checked, valid)
+    for code, verdicts in by_code.items():  # and all of a country code's numbers at once, as the importer reads them
+        assert phones.nationals_valid(code, set(verdicts)) == {national for national, expected in verdicts.items() if expected}, code
 
 
 @pytest.mark.parametrize("region", ["RU", "BY", "KZ", "UA", "DE", "GB", "US", "IT", "NL", "FR"])
@@ -122,6 +126,7 @@ def test_the_importers_reading_is_what_phonenumbers_validity_gives_on_many_typed
         for raw in [*typed_forms(region, mutated), f"+{mutated}", f"00{mutated}", f"{mutated} доб. 12", f"８{mutated}", f"8²{mutated}"]
     ]
     fast = [phone_valid_e164(raw, region) for raw in forms]
+    assert phones.phones_valid_e164(forms, region) == fast
     monkeypatch.setattr(phones, "number_valid", lambda code, national: phonenumbers.is_valid_number(
         phonenumbers.PhoneNumber(country_code=code, national_number=int(national))))
     assert fast == [phone_valid_e164(raw, region) for raw in forms]

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from clients.demo import FEMALE, MALE, mobile_digits, phone_typed
-from clients.importer import insert_clients
+from clients.bulk import insert_clients
 from clients.models import Client
 from clients.phones import phone_normalize
 from clients.services import caller_statement, client_find_by_phone, clients_with_phone
