@@ -16,6 +16,7 @@ from psycopg.copy import QueuedLibpqWriter
 from clients.models import FOREIGN_KEYS, Client, search_columns, search_columns_of
 from clients.rows import DICTIONARY_FIELDS, TEXT_FIELDS, Chunk
 
+
 def model_field(name: str) -> str:
     return f"{name}_id" if name in DICTIONARY_FIELDS else name
 

@@ -34,9 +34,9 @@ TRUE = {"1", "да", "yes", "true", "y", "д", "+"}
 FALSE = {"0", "нет", "no", "false", "n", "н", "-"}
 STATUS = {value: value for value in Client.Status.values} | {str(label).lower(): value for value, label in Client.Status.choices}
 
+
 class RowError(ValueError):
     pass
-
 
 
 def parse_phone(value: str, region: str | None = None) -> str:
