@@ -169,10 +169,15 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.lines)
 
-    def rows(self) -> Iterator[tuple[int, dict]]:
-        """(line, the row's values as RowParser gives them: only the cells that were not empty)."""
+    def rows(self, indexes: list[int] | None = None) -> Iterator[tuple[int, dict]]:
+        """(line, the row's values as RowParser gives them: only the cells that were not empty), for every row or
+        those at `indexes`."""
         names = list(self.columns)
-        for line, values in zip(self.lines, zip(*self.columns.values())):
+        rows = zip(self.lines, zip(*self.columns.values()))
+        if indexes is not None:
+            wanted = set(indexes)
+            rows = (row for index, row in enumerate(rows) if index in wanted)
+        for line, values in rows:
             yield line, {name: value for name, value in zip(names, values) if value is not None and value != ""}
 
 

@@ -482,3 +482,35 @@ def test_a_session_dropped_while_new_clients_stream_in_fails_the_import_and_keep
     assert len(writes) >= 3 and not Client.objects.exists()
     out, err = run(tmp_path, text)
     assert "1000 created" in out and Client.objects.count() == 1000
+
+
+@pytest.mark.parametrize("keys_repay", [0, 10**9], ids=["keys looked up in the database", "keys read at once"])
+def test_rows_told_new_by_their_keys_end_as_matching_every_row_in_order_would(tmp_path, monkeypatch, keys_repay):
+    import random
+
+    from clients import importer
+
+    monkeypatch.setattr(importer, "BATCH", 25)
+    monkeypatch.setattr(importer.Upserter, "KEYS_REPAY", keys_repay)
+    rng = random.Random(5)
+    cards = [f"Q-{number}" for number in range(12)] + [f"q-{number}" for number in range(3)]  # some fold alike
+    phones = [f"8916{number:07d}" for number in range(15)]
+    rows = []
+    for number in range(300):
+        common = rng.random() < 0.25  # most rows are new clients; some share a card or a phone with others
+        card = rng.choice(cards) if common and rng.random() < 0.5 else rng.choice(["", f"U-{number}"])
+        phone = rng.choice(phones) if common else f"8903{number:07d}"
+        rows.append(f"Клиент{number},{rng.choice(['', 'Анна', 'Иван'])},{phone},{rng.choice(['', phone]) if common else ''},{card}")
+    text = "last_name,first_name,phone_mobile,phone_work,card_number\n" + "\n".join(rows) + "\n"
+
+    def outcome() -> tuple:
+        Client.objects.all().delete()
+        Client.objects.create(last_name="Давний", phone_mobile="89160000007")
+        Client.objects.create(last_name="Картовый", card_number="Q-3", phone_mobile="89160000011")
+        out, err = run(tmp_path, text)
+        return out, err, sorted(Client.objects.values_list("last_name", "first_name", "phone_mobile", "phone_work", "card_number"))
+
+    streamed = outcome()
+    monkeypatch.setattr(importer.Upserter, "new_rows", lambda upserter, cards, phones: [False] * len(cards))  # every row matched
+    assert streamed == outcome()
+    assert " 0 updated" not in streamed[0] and " 0 skipped" not in streamed[0] and streamed[1], "rows update, and some are ambiguous"
