@@ -16,7 +16,6 @@ Hostile or damaged files:
 
 import contextlib
 import csv
-import itertools
 import queue
 import threading
 import time
@@ -93,9 +92,15 @@ class Upserter:
         self.dictionaries = {name: {entry.name.lower(): entry.pk for entry in model.objects.all()} for name, model in DICTIONARY_FIELDS.items()}
         self.rows_seen = 0
         self.clients_before: int | None = None
-        self.taken: set[int] | None = None  # see `all_new`
-        self.stream = ClientStream()  # the new clients of chunks found all new, on their way to the table
+        self.taken: set[int] | None = None  # see `new_rows`
+        self.stream = ClientStream()  # the rows found new, on their way to the table
         self.streamed_phones: set[str] = set()
+        # Rows to match, held back while `taken` holds their keys (no later row can be told new without them), and the
+        # rows that could not be read meanwhile: reported in the order of their lines once those are written.
+        self.waiting: list[tuple[int, dict]] = []
+        self.waiting_lines: dict[int, str] = {}
+        self.waiting_errors: list[tuple[int, str]] = []
+        self.held: list[tuple[int, str]] | None = None
 
     def write_chunk(self, chunk: Chunk, prefixes: list[str]) -> None:
         """Write a chunk's rows; `prefixes`, when given, are its rows as new clients' lines of COPY (ClientCopy)."""
@@ -106,23 +111,48 @@ class Upserter:
             ids = {value: self.dictionary_id(name, value) for value in dict.fromkeys(chunk.columns[name]) if value}
             chunk.columns[name] = list(map(ids.get, chunk.columns[name]))
         lines = self.copy.lines(chunk, prefixes) if prefixes else []
-        cards = fold_all(chunk.columns.get("card_number") or [""] * len(chunk))  # as the card's index holds them
-        phones = [[phone for phone in row if phone] for row in zip(*(chunk.columns.get(name) or [None] * len(chunk) for name in PHONE_FIELDS))]
         self.rows_seen += len(chunk)
-        new = self.new_rows(cards, phones) if lines else [False] * len(chunk)
+        new = [False] * len(chunk)
+        if lines:
+            cards = fold_all(chunk.columns.get("card_number") or [""] * len(chunk))  # as the card's index holds them
+            phones = [chunk.columns[name] for name in PHONE_FIELDS if name in chunk.columns]
+            keys = [card for card in cards if card] + [phone for column in phones for phone in column if phone]
+            new = self.new_rows(keys, cards, phones)
+            if self.taken is not None:  # the rows held back too: no later row is told new beside one of them
+                self.taken.update(map(hash, keys))
         streamed = [index for index, is_new in enumerate(new) if is_new]
         if streamed:
             started = self.report.timed("matching", started)
             self.stream.write(lines if len(streamed) == len(lines) else [lines[index] for index in streamed])
             self.report.created += len(streamed)
-            self.streamed_phones.update(phone for index in streamed for phone in phones[index])
+            self.streamed_phones.update(column[index] for index in streamed for column in phones if column[index])
             started = self.report.timed("writing", started)
         if len(streamed) < len(chunk):
-            self.finish()
             matched = [index for index, is_new in enumerate(new) if not is_new]
-            self.write(list(chunk.rows(matched)), dict(zip(chunk.lines, lines)), started)
-        if self.taken is not None:  # whatever the rows became, a client may now have their keys
-            self.taken.update(map(hash, filter(None, cards)), (hash(phone) for row in phones for phone in row))
+            self.waiting += chunk.rows(matched if streamed else None)
+            if lines:
+                self.waiting_lines.update((chunk.lines[index], lines[index]) for index in matched)
+        if self.taken is None or not lines or not self.waiting or len(self.waiting) >= BATCH:
+            self.write_waiting(started)
+
+    def refuse(self, errors: list[tuple[int, str]]) -> None:
+        """Rows that cannot be read: reported with the rows matched around them, in the order of their lines."""
+        self.waiting_errors += errors
+
+    def write_waiting(self, started: float | None = None) -> None:
+        """Match and write the rows held back, once the new rows before them are in the table; then report what was
+        wrong with any row since, in the order of their lines."""
+        errors, self.waiting_errors, held = self.waiting_errors, [], []
+        if self.waiting:
+            self.finish()
+            rows, self.waiting, lines, self.waiting_lines = self.waiting, [], self.waiting_lines, {}
+            self.held = held
+            try:
+                self.write(rows, lines, started or time.perf_counter())
+            finally:
+                self.held = None
+        for line, reason in sorted(errors + held):
+            self.skip(line, reason)
 
     def finish(self) -> None:
         """End the COPY of the rows found new, and attach their numbers' calls: before any other statement."""
@@ -134,27 +164,31 @@ class Upserter:
             self.streamed_phones = set()
             self.report.timed("late_binding", started)
 
-    def new_rows(self, cards: list[str], phones: list[list[str]]) -> list[bool]:
-        """Which rows of a chunk, by their keys (folded card number or "", phones), are new clients whatever the
-        order: none of their keys is another row's in the chunk, nor a client's (earlier chunks' are in the database
-        by now). Most rows of a file of new clients are; `write` matches the others one by one, in the file's order.
+    def new_rows(self, keys: list[str], cards: list[str], phones: list[list[str | None]]) -> list[bool]:
+        """Which rows of a chunk are new clients whatever the order, by their keys (`keys`: the chunk's folded card
+        numbers, "" for none, and phone columns, all together): none of their keys is another row's in the chunk, nor
+        a client's (earlier chunks' are in the database by now). Most rows of a file of new clients are; `write`
+        matches the others one by one, in the file's order.
 
         The database answers through its indexes, five or six lookups a row, until the file has shown itself long
         enough (KEYS_REPAY) to repay reading every client's keys once; from then on their hashes answer. A hash two
         keys share only sends a row to `write`, which is never wrong.
         """
-        keys = [[card, *row] if card else row for card, row in zip(cards, phones)]
-        counts = Counter(itertools.chain.from_iterable(keys))
         if self.clients_before is None:
             self.clients_before = Client.objects.count()
         repays = self.rows_seen * self.KEYS_REPAY >= self.clients_before and self.clients_before <= self.KEYS_AT_MOST
         if self.taken is None and repays:
             self.taken = taken_keys()
-        if self.taken is not None:
-            taken = {key for key in counts if hash(key) in self.taken}
+        if self.taken is None:
+            taken = keys_taken({card for card in cards if card}, {phone for column in phones for phone in column if phone})
+        elif self.taken.isdisjoint(map(hash, keys)):
+            taken = set()
         else:
-            taken = keys_taken(set(cards) - {""}, set(itertools.chain.from_iterable(phones)))
-        return [all(counts[key] == 1 and key not in taken for key in row) for row in keys]
+            taken = {key for key in keys if hash(key) in self.taken}
+        if not taken and len(set(keys)) == len(keys):
+            return [True] * len(cards)
+        wrong = taken | {key for key, count in Counter(keys).items() if count > 1}
+        return [card not in wrong and not any(column[index] in wrong for column in phones) for index, card in enumerate(cards)]
 
     def write(self, batch: list[tuple[int, dict]], encoded: dict[int, str], started: float) -> None:
         """Match each row to a client, then write the batch. `encoded`: rows (by line) already in COPY's format, for
@@ -205,6 +239,9 @@ class Upserter:
             update_clients({pk: {name: existing[pk][name] for name in fields} for pk in changed})
         started = self.report.timed("writing", started)
         phones.update(row[name] for row in new for name in PHONE_FIELDS if row.get(name))
+        if self.taken is not None:  # the keys clients have now: `new_rows` must know them all
+            cards = [row.get("card_number") for row in new] + [existing[pk]["card_number"] for pk, names in changed.items() if "card_number" in names]
+            self.taken.update(map(hash, fold_all([card for card in cards if card])), map(hash, phones))
         if phones:
             phones_changed.send(sender=Client, phones=phones)
         self.report.timed("late_binding", started)
@@ -279,6 +316,9 @@ class Upserter:
                 rows.append(row)
 
     def skip(self, line: int, reason: str) -> None:
+        if self.held is not None:  # `write_waiting` tells them in order
+            self.held.append((line, reason))
+            return
         self.report.skipped += 1
         self.report.errors.append((line, reason))
         if self.on_error:
@@ -401,14 +441,14 @@ def import_rows(lines: Lines, reader, report: ImportReport, *, dry_run: bool, on
         with ChunkReader(ColumnParser(header), chunks(records(lines, reader, len(header)), on_row), copy) as parsed_chunks:
             for chunk, prefixes in parsed_chunks:
                 report.timed("reading", reading)  # the time spent waiting for the reading thread
-                for line, error in chunk.errors:
-                    upserter.skip(line, error)
+                upserter.refuse(chunk.errors)
                 created = report.created
                 upserter.write_chunk(chunk, prefixes)
                 # Encoding ahead pays while rows are new clients; in a file of known clients it is work thrown away.
                 parsed_chunks.encoding = (report.created - created) * 2 >= len(chunk)
                 reading = time.perf_counter()
         report.timed("reading", reading)
+        upserter.write_waiting()
         upserter.finish()
     except BaseException as error:
         upserter.stream.abort(error)  # or the connection stays in the COPY, and cannot even roll back

@@ -6,7 +6,6 @@ with each, so that a message reads the same whichever found it.
 
 import datetime
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -169,16 +168,15 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.lines)
 
-    def rows(self, indexes: list[int] | None = None) -> Iterator[tuple[int, dict]]:
+    def rows(self, indexes: list[int] | None = None) -> list[tuple[int, dict]]:
         """(line, the row's values as RowParser gives them: only the cells that were not empty), for every row or
         those at `indexes`."""
-        names = list(self.columns)
-        rows = zip(self.lines, zip(*self.columns.values()))
-        if indexes is not None:
-            wanted = set(indexes)
-            rows = (row for index, row in enumerate(rows) if index in wanted)
-        for line, values in rows:
-            yield line, {name: value for name, value in zip(names, values) if value is not None and value != ""}
+        names, columns = list(self.columns), list(self.columns.values())
+        if indexes is None:
+            rows = zip(self.lines, zip(*columns))
+        else:
+            rows = ((self.lines[index], [column[index] for column in columns]) for index in indexes)
+        return [(line, {name: value for name, value in zip(names, values) if value is not None and value != ""}) for line, values in rows]
 
 
 class ColumnParser:
