@@ -77,7 +77,8 @@ def read_header(reader) -> list[str]:
 
 
 class Upserter:
-    """Matches each parsed row to an existing client, then writes a batch with bulk operations."""
+    """Tells the rows that are new clients from the others: streams the new ones into the table, and matches the
+    others to clients one by one, in the file's order, writing them with bulk operations."""
 
     # Reading every client's keys once (about 1.7 s a million clients here) beats asking the indexes chunk by chunk
     # (about 0.2 s a chunk, the COPY waited for) once a file has this many rows for each of the base's clients;
@@ -165,10 +166,10 @@ class Upserter:
             self.report.timed("late_binding", started)
 
     def new_rows(self, keys: list[str], cards: list[str], phones: list[list[str | None]]) -> list[bool]:
-        """Which rows of a chunk are new clients whatever the order, by their keys (`keys`: the chunk's folded card
-        numbers, "" for none, and phone columns, all together): none of their keys is another row's in the chunk, nor
-        a client's (earlier chunks' are in the database by now). Most rows of a file of new clients are; `write`
-        matches the others one by one, in the file's order.
+        """Which rows of a chunk are new clients whatever the order: none of their keys is another row's in the
+        chunk, nor a client's (earlier chunks' are in the database by now). Most rows of a file of new clients are;
+        `write` matches the others one by one, in the file's order. `cards`: each row's folded card number, or "";
+        `phones`: the chunk's phone columns; `keys`: every card number and phone of the chunk.
 
         The database answers through its indexes, five or six lookups a row, until the file has shown itself long
         enough (KEYS_REPAY) to repay reading every client's keys once; from then on their hashes answer. A hash two
