@@ -191,14 +191,14 @@ class ColumnParser:
         """`chunk`: (line, cells, "") for a row read, (line, None, what is wrong) for one the CSV reader refused."""
         errors = [(line, problem) for line, cells, problem in chunk if problem]
         shaped = [(line, cells) for line, cells, problem in chunk if not problem]
-        wrong = {index for index, (_, cells) in enumerate(shaped) if len(cells) != len(self.header)}
-        if wrong:  # rows of another width are the row parser's to describe; the columns need rows of one
-            errors += [(shaped[index][0], self.rows.error(shaped[index][1])) for index in wrong]
-            shaped = [row for index, row in enumerate(shaped) if index not in wrong]
+        misshapen = {index for index, (_, cells) in enumerate(shaped) if len(cells) != len(self.header)}
+        if misshapen:  # rows of another width are the row parser's to describe; the columns need rows of one
+            errors += [(shaped[index][0], self.rows.error(shaped[index][1])) for index in misshapen]
+            shaped = [row for index, row in enumerate(shaped) if index not in misshapen]
         lines = [line for line, _ in shaped]
         table = [cells for _, cells in shaped]
         columns = {}
-        wrong = set()
+        wrong = set()  # rows a column refuses, by index in `table`
         for name, cells in zip(self.header, zip(*table) if table else [()] * len(self.header)):
             column = list(map(str.strip, cells))
             if "\x00" in "".join(column):
