@@ -12,6 +12,7 @@ from clients.lookups import array_literal, one_of
 from clients.models import PHONE_FIELDS, CardType, Client, fold
 from clients.phones import phone_normalize
 from clients.signals import phones_changed
+from simplecalls.db import server_bound
 
 # What a search must be given to narrow the base down through an index; anything shorter finds nobody.
 MIN_PHONE_DIGITS = 4  # the end of a phone number
@@ -129,10 +130,7 @@ def clients_having(e164s: set[str]) -> list[Client]:
     one = len(e164s) == 1
     if connection.vendor != "postgresql":
         return list(clients_with_phone(*e164s) if one else clients_with_phones(e164s))
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    with connection.cursor() as cursor:  # Django's: the connection checked or reopened, the query logged, errors translated
-        cursor.cursor = ServerBindingCursor(connection.connection)  # Django's own cursors bind on the client: never prepared
+    with server_bound(connection.cursor()) as cursor:
         # A batch's numbers as one array literal, as `one_of` sends them: the driver's dumping of a list costs more.
         cursor.execute(caller_statement(one), [next(iter(e164s)) if one else array_literal(e164s)] * len(PHONE_FIELDS))
         rows = cursor.fetchall()

@@ -1,6 +1,6 @@
 import datetime
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -11,6 +11,7 @@ from clients.lookups import one_of
 from clients.models import Client
 from clients.services import phone_condition, phone_owners
 from history.models import Call, Recording
+from simplecalls.db import server_bound
 
 
 def operators_call(user_id: int) -> Q:
@@ -60,25 +61,69 @@ def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
     finished call is never written again (it is left out of the result). A client given here is
     kept only by a new row: an existing call's client is the operator's to change.
     """
+    return calls_send_from_pbx(calls)()
+
+
+def calls_send_from_pbx(calls: list[Call]) -> Callable[[], dict[str, int]]:
+    """`calls_save_from_pbx` in two steps, for `simplecalls.db.pipelined`: the statement is sent now, and calling
+    what is returned reads its result (and sets each call's pk)."""
     if not calls:
-        return {}
+        return dict
     fields = pbx_fields()
     for call in calls:
         call.source = call.source or Call.Source.AMI
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Each column an array bound on the server: one statement for any batch, parsed and planned
-            # once per connection (psycopg prepares it), and no value spelled out in the SQL.
-            cursor.cursor = server_binding_cursor()
-            cursor.execute(upsert_from_arrays(), [[getattr(call, field.attname) for call in calls] for field in fields])
-        else:
-            row = "(" + ", ".join(["%s"] * len(PBX_COLUMNS)) + ", '', '')"
-            params = [field.get_db_prep_save(getattr(call, field.attname), connection) for call in calls for field in fields]
-            cursor.execute(upsert_sql(f"VALUES {', '.join([row] * len(calls))}"), params)
-        written = {linkedid: pk for pk, linkedid in cursor.fetchall()}
-    for call in calls:
-        call.pk = written.get(call.linkedid)
+    cursor = server_bound(connection.cursor())
+    if connection.vendor == "postgresql":
+        # Each column an array bound on the server: one statement for any batch, parsed and planned
+        # once per connection (psycopg prepares it), and no value spelled out in the SQL.
+        cursor.execute(upsert_from_arrays(), [[getattr(call, field.attname) for call in calls] for field in fields])
+    else:
+        row = "(" + ", ".join(["%s"] * len(PBX_COLUMNS)) + ", '', '')"
+        params = [field.get_db_prep_save(getattr(call, field.attname), connection) for call in calls for field in fields]
+        cursor.execute(upsert_sql(f"VALUES {', '.join([row] * len(calls))}"), params)
+
+    def written() -> dict[str, int]:
+        with cursor:
+            rows = {linkedid: pk for pk, linkedid in cursor.fetchall()}
+        for call in calls:
+            call.pk = rows.get(call.linkedid)
+        return rows
+
     return written
+
+
+def calls_written(linkedids: list[str]) -> Callable[[], list[tuple]]:
+    """What the log already holds of these calls, in two steps as `calls_send_from_pbx`: for each row,
+    (linkedid, operator_id, answered_at, ended_at, source, [the users its phones rang, in the order they were added])."""
+    if not linkedids:
+        return list
+    if connection.vendor != "postgresql":
+        rows = {row[0]: [*row, []] for row in Call.objects.filter(linkedid__in=linkedids).order_by().values_list(*WRITTEN_COLUMNS)}
+        for linkedid, user_id in Call.rung.through.objects.filter(call__linkedid__in=rows).order_by("pk").values_list("call__linkedid", "user_id"):
+            rows[linkedid][-1].append(user_id)
+        return lambda: [tuple(row) for row in rows.values()]
+    cursor = server_bound(connection.cursor())
+    cursor.execute(written_statement(), [linkedids])
+
+    def rows() -> list[tuple]:
+        with cursor:
+            return cursor.fetchall()
+
+    return rows
+
+
+WRITTEN_COLUMNS = ["linkedid", "operator_id", "answered_at", "ended_at", "source"]
+
+
+@functools.cache
+def written_statement() -> str:
+    """`calls_written`'s statement on PostgreSQL, built once."""
+    Rung = Call.rung.through
+    return (
+        f"SELECT {', '.join(f'c.{column}' for column in WRITTEN_COLUMNS)}, "
+        f"array_remove(array_agg(r.user_id ORDER BY r.id), NULL) FROM {Call._meta.db_table} c "
+        f"LEFT JOIN {Rung._meta.db_table} r ON r.call_id = c.id WHERE c.linkedid = ANY({arrays_of([Call._meta.get_field('linkedid')])}) GROUP BY c.id"
+    )
 
 
 @functools.cache
@@ -96,15 +141,11 @@ def upsert_from_arrays() -> str:
 def rung_from_arrays() -> str:
     """`calls_add_rung`'s statement on PostgreSQL, built once."""
     Rung = Call.rung.through
-    return (f"INSERT INTO {Rung._meta.db_table} (call_id, user_id) SELECT * FROM unnest({arrays_of([Rung._meta.get_field('call'), Rung._meta.get_field('user')])}) "
-            "ON CONFLICT DO NOTHING")
-
-
-def server_binding_cursor():
-    """A psycopg cursor that binds on the server, so that psycopg prepares a statement it runs often (Django's bind on the client)."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    return ServerBindingCursor(connection.connection)
+    return (
+        f"INSERT INTO {Rung._meta.db_table} (call_id, user_id) SELECT c.id, r.user_id "
+        f"FROM unnest({arrays_of([Call._meta.get_field('linkedid'), Rung._meta.get_field('user')])}) AS r (linkedid, user_id) "
+        f"JOIN {Call._meta.db_table} c ON c.linkedid = r.linkedid ON CONFLICT DO NOTHING"
+    )
 
 
 def arrays_of(fields) -> str:
@@ -120,18 +161,21 @@ def upsert_sql(rows: str) -> str:
     )
 
 
-def calls_add_rung(pairs: list[tuple[int, int]]) -> None:
-    """Remember the operators whose phones rang for each call (call id, user id); nobody is ever taken off."""
+def calls_add_rung(pairs: list[tuple[str, int]]) -> None:
+    """Remember the operators whose phones rang for each call (linkedid, user id); nobody is ever taken off.
+
+    A linkedid with no row is passed over. One statement, which needs no result: it can go in a pipeline.
+    """
     if not pairs:
         return
-    Rung = Call.rung.through
     pairs = set(pairs)
+    Rung = Call.rung.through
     if connection.vendor != "postgresql":
-        Rung.objects.bulk_create([Rung(call_id=call_id, user_id=user_id) for call_id, user_id in pairs], ignore_conflicts=True)
+        ids = dict(Call.objects.filter(linkedid__in={linkedid for linkedid, _ in pairs}).values_list("linkedid", "pk"))
+        Rung.objects.bulk_create([Rung(call_id=ids[linkedid], user_id=user_id) for linkedid, user_id in sorted(pairs) if linkedid in ids], ignore_conflicts=True)
         return
-    with connection.cursor() as cursor:  # as calls_save_from_pbx: one prepared statement for any number of pairs
-        cursor.cursor = server_binding_cursor()
-        cursor.execute(rung_from_arrays(), [[call_id for call_id, _ in pairs], [user_id for _, user_id in pairs]])
+    with server_bound(connection.cursor()) as cursor:
+        cursor.execute(rung_from_arrays(), [[linkedid for linkedid, _ in pairs], [user_id for _, user_id in pairs]])
 
 
 def calls_link_clients(links: dict[int, int]) -> None:

@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from clients.services import clients_by_phones
 from history.models import Call
-from history.services import calls_add_rung, calls_close, calls_link_clients, calls_save_from_pbx, recording_add
+from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recording_add
+from simplecalls.db import pipelined
 from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker, outgoing_stage
@@ -57,6 +58,7 @@ class Sent:
     client_looked_up: bool = False
     clients: list = field(default_factory=list)  # the caller's matches, for the live messages
     client_id: int | None = None  # the one match, linked to the call
+    row_read: bool = False  # what the log held of the call before this listener wrote it has been read
 
 
 class Pusher:
@@ -204,19 +206,27 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
+        """One transaction: the lease's fence, what the log held of the calls first written now, their rows and
+        their operators rung, sent together (one round trip on PostgreSQL); then the news, pushed once committed."""
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
-        self.look_up(states)
+        unread = [state.linkedid for state in states if state.linkedid not in self.sent or not self.sent[state.linkedid].row_read]
+        self.look_up_callers(states)
         calls = [self.call_row(state, operators) for state in states]
+        rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
         outbox = []
         with transaction.atomic():
-            if self.lease is not None:
-                self.lease.fence()
-            calls_save_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
+            with pipelined():
+                fenced = self.lease.fence_send() if self.lease is not None else None
+                earlier = calls_written(unread)  # read before this transaction writes them
+                written = calls_send_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
+                calls_add_rung([(linkedid, user_id) for linkedid, users in rung.items() for user_id in users])
+            if fenced is not None:
+                fenced()
+            self.told_before(states, earlier())
+            written()
             # A row finished by another hand (the CDR, the last leader) still has its news and its recording.
             skipped = [call.linkedid for call in calls if call.pk is None]
             finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
-            rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
-            calls_add_rung([(row.pk, user_id) for row in [*calls, *finished.values()] if row.pk for user_id in rung[row.linkedid]])
             for state, call in zip(states, calls):
                 row = call if call.pk is not None else finished.get(state.linkedid)
                 if row is not None:
@@ -230,26 +240,23 @@ class Listener:
         for state in states:
             self.forget(state)
 
-    def look_up(self, states: list[CallState]) -> None:
-        """What each call's operator was already told (its row, if any) and who is calling: a query for each, per batch."""
-        new = [state.linkedid for state in states if state.linkedid not in self.sent]
-        rows = list(Call.objects.filter(linkedid__in=new).order_by().values_list("linkedid", "operator_id", "answered_at", "ended_at", "source"))
-        for linkedid, operator_id, answered_at, ended_at, source in rows:
-            # A row the CDR reconciliation made names an operator nobody told: only a listener's rung rows say who was.
+    def told_before(self, states: list[CallState], rows: list[tuple]) -> None:
+        """What each call's operators were already told, from the row another hand wrote before this listener did."""
+        extensions_rung = {state.linkedid: state.extensions_rung for state in states}
+        for linkedid, operator_id, answered_at, ended_at, source, users_rung in rows:
+            if source == Call.Source.CDR and not users_rung:
+                continue  # the reconciliation got there before any listener: the operators hear it all now
+            # A row the reconciliation made names an operator nobody told: only a listener's rung rows say who was.
             told = [operator_id] if operator_id and source != Call.Source.CDR else []
-            self.sent[linkedid] = Sent(told=told, answered=answered_at is not None, over=ended_at is not None)
-        if rows:
-            for linkedid, user_id in Call.rung.through.objects.filter(call__linkedid__in=new).values_list("call__linkedid", "user_id"):
-                if user_id not in self.sent[linkedid].told:
-                    self.sent[linkedid].told.append(user_id)
-        untold = {linkedid for linkedid, *_, source in rows if source == Call.Source.CDR and not self.sent[linkedid].told}
+            sent = self.sent[linkedid]
+            sent.told = list(dict.fromkeys([*told, *users_rung]))
+            sent.answered, sent.over = answered_at is not None, ended_at is not None
+            sent.rung_logged = len(extensions_rung[linkedid])  # the listener that wrote the row has logged its ringing
         for state in states:
-            if state.linkedid not in new or state.linkedid not in self.sent:
-                continue
-            if state.linkedid in untold:  # the reconciliation got there before any listener: the operators hear it all now
-                self.sent[state.linkedid].answered = self.sent[state.linkedid].over = False
-            else:  # the listener that wrote the row has logged its ringing
-                self.sent[state.linkedid].rung_logged = len(state.extensions_rung)
+            self.sent[state.linkedid].row_read = True
+
+    def look_up_callers(self, states: list[CallState]) -> None:
+        """Who is calling, for the calls whose number is new: one query for the batch."""
         for state in states:
             self.sent.setdefault(state.linkedid, Sent())
         fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]

@@ -24,6 +24,7 @@ from django.utils import timezone
 from clients.models import Client
 from clients.phones import phone_normalize
 from clients.services import phone_condition
+from simplecalls.db import server_bound
 from telephony.callerid import callerid_name
 from telephony.calllog import masked
 from telephony.models import RouteDecision, RouteFallback
@@ -210,19 +211,6 @@ def decision_insert() -> str:
     quote = connection.ops.quote_name
     return (f"INSERT INTO {quote(RouteDecision._meta.db_table)} ({', '.join(quote(name) for name in columns)}) "
             f"VALUES ({', '.join(['%s'] * len(columns))})")
-
-
-def server_bound(cursor):
-    """Django's cursor (the connection checked, the query logged, errors translated), binding on the server on PostgreSQL.
-
-    Django's own cursors bind on the client, which psycopg never prepares; bound on the server, a statement
-    run `prepare_threshold` times on a connection is prepared (clients.services.clients_having does the same).
-    """
-    if connection.vendor == "postgresql":
-        from django.db.backends.postgresql.base import ServerBindingCursor
-
-        cursor.cursor = ServerBindingCursor(connection.connection)
-    return cursor
 
 
 def route_decision_save(decision: Decision, *, linkedid: str, budget_ms: float) -> None:

@@ -62,6 +62,6 @@ def test_the_operators_a_call_rang_are_added_once_and_never_taken_off(operator_u
     boris = django_user_model.objects.create_user("operator2")
     calls_save_from_pbx([picture("rung.1"), picture("rung.2")])
     first, second = Call.objects.order_by("linkedid")
-    calls_add_rung([(first.pk, operator_user.pk), (first.pk, operator_user.pk), (second.pk, boris.pk)])
-    calls_add_rung([(first.pk, boris.pk), (second.pk, boris.pk)])
+    calls_add_rung([("rung.1", operator_user.pk), ("rung.1", operator_user.pk), ("rung.2", boris.pk), ("nobody.1", boris.pk)])
+    calls_add_rung([("rung.1", boris.pk), ("rung.2", boris.pk)])
     assert set(first.rung.all()) == {operator_user, boris} and list(second.rung.all()) == [boris]
