@@ -217,8 +217,9 @@ def phone_normalize(raw: str, *, region: str | None = None) -> str:
     return phone_e164(raw, region or phone_region())
 
 
+@functools.lru_cache(maxsize=8192)
 def phone_display(e164: str) -> str:
-    """How a stored number is shown to a person: "+7 495 789-45-61"."""
+    """How a stored number is shown to a person: "+7 495 789-45-61" (cached: every live message about a call shows it)."""
     if not e164:
         return ""
     try:
@@ -226,3 +227,11 @@ def phone_display(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return str(e164)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def warm_up(region: str) -> None:
+    """Have the library read the region's metadata now: it does on first use, a few milliseconds the first caller would wait."""
+    example = phonenumbers.example_number(region)
+    if example is not None:
+        phone_display(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+        phone_e164(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL), region)

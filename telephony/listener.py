@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, reset_queries, transaction
 from django.utils import timezone
 
+from clients import phones
 from clients.services import clients_by_phones
 from history.models import Call
 from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recording_add
@@ -104,6 +105,7 @@ class Listener:
         # writer would wait up to Python's default 5 ms for it after every database reply, the push
         # thread as long before each message leaves.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        phones.warm_up(self.tracker.region)
 
     def on_event(self, headers: dict) -> None:
         """Called in the AMI reader thread: stamp and enqueue, nothing more."""

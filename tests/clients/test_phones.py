@@ -53,6 +53,18 @@ def test_display_groups_the_digits():
     assert phone_display("") == ""
 
 
+def test_warming_up_reads_the_regions_metadata_before_the_first_caller():
+    # A fresh interpreter: this one may have read it already. The library keeps what it read by region.
+    script = (
+        "from phonenumbers.phonemetadata import PhoneMetadata as m\n"
+        "from clients import phones\n"
+        "assert 'DE' not in m._region_metadata\n"
+        "phones.warm_up('DE'); phones.warm_up('ZZ')\n"
+        "assert 'DE' in m._region_metadata\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
 CALLER_IDS = [
     "84957894561", "74957894561", "+74957894561", "4957894561", "8 (495) 789-45-61", " +7 495 789-45-61 ",
     "810 44 20 7946 0958", "+4930123456", "<unknown>", "anonymous", "Private", "", "100", "s", "trunk",
