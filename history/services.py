@@ -89,6 +89,9 @@ def calls_send_from_pbx(calls: list[Call]) -> Callable[[], dict[str, int]]:
             call.pk = rows.get(call.linkedid)
         return rows
 
+    if connection.vendor != "postgresql":  # SQLite ends no transaction while a statement is unread
+        rows = written()
+        return lambda: rows
     return written
 
 
@@ -186,8 +189,31 @@ def calls_link_clients(links: dict[int, int]) -> None:
         Call.objects.filter(pk=call_id, client__isnull=True).update(client_id=links[call_id])
 
 
-def recording_add(call_id: int, file: str, duration: int) -> None:
-    Recording.objects.get_or_create(call_id=call_id, file=file, defaults={"duration": duration})
+def recordings_add(recordings: list[tuple[str, str, int]]) -> None:
+    """Keep each call's recording (linkedid, file, seconds), once: a file the call already has is passed over, as is a
+    linkedid with no row. One statement that needs no result, like `calls_add_rung`."""
+    if not recordings:
+        return
+    if connection.vendor != "postgresql":
+        ids = dict(Call.objects.filter(linkedid__in={linkedid for linkedid, _, _ in recordings}).values_list("linkedid", "pk"))
+        for linkedid, file, duration in recordings:
+            if linkedid in ids:
+                Recording.objects.get_or_create(call_id=ids[linkedid], file=file, defaults={"duration": duration})
+        return
+    with server_bound(connection.cursor()) as cursor:
+        cursor.execute(recordings_from_arrays(), [list(column) for column in zip(*dict.fromkeys(recordings))])
+
+
+@functools.cache
+def recordings_from_arrays() -> str:
+    """`recordings_add`'s statement on PostgreSQL, built once."""
+    table = Recording._meta.db_table
+    fields = [Call._meta.get_field("linkedid"), Recording._meta.get_field("file"), Recording._meta.get_field("duration")]
+    return (
+        f"INSERT INTO {table} (call_id, file, duration) SELECT DISTINCT ON (c.id, r.file) c.id, r.file, r.duration "
+        f"FROM unnest({arrays_of(fields)}) AS r (linkedid, file, duration) JOIN {Call._meta.db_table} c ON c.linkedid = r.linkedid "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND x.file = r.file)"
+    )
 
 
 PENDING_DAYS = 7

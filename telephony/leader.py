@@ -88,8 +88,8 @@ class Lease:
         cursor.execute(fence_statement(), [self.ttl, self.name, self.holder, epoch])
 
         def check() -> None:
-            with cursor:
-                if cursor.rowcount != 1:
+            with cursor:  # its rows, not its rowcount: reading them is what waits for the reply in a pipeline
+                if not cursor.fetchall():
                     self.fenced_out()
 
         return check
@@ -137,4 +137,4 @@ class Lease:
 def fence_statement() -> str:
     """`Lease.fence` on PostgreSQL: what the ORM's update would say (`Now()` is the statement's time there), built once."""
     return (f"UPDATE {ListenerLease._meta.db_table} SET expires_at = STATEMENT_TIMESTAMP() + %s "
-            "WHERE name = %s AND holder = %s AND epoch = %s")
+            "WHERE name = %s AND holder = %s AND epoch = %s RETURNING epoch")

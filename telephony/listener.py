@@ -22,7 +22,7 @@ from django.utils import timezone
 from clients import phones
 from clients.services import clients_by_phones
 from history.models import Call
-from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recording_add
+from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recordings_add
 from simplecalls.db import pipelined
 from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
@@ -208,35 +208,35 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
-        """One transaction: the lease's fence, what the log held of the calls first written now, their rows and
-        their operators rung, sent together (one round trip on PostgreSQL); then the news, pushed once committed."""
+        """Two round trips on PostgreSQL: the lease's fence, what the log held of the calls first written now and who
+        is calling; then their rows, the operators rung and the recordings, sent with the COMMIT. The news go after."""
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
         unread = [state.linkedid for state in states if state.linkedid not in self.sent or not self.sent[state.linkedid].row_read]
-        self.look_up_callers(states)
-        calls = [self.call_row(state, operators) for state in states]
         rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
-        outbox = []
-        with transaction.atomic():
-            with pipelined():
-                fenced = self.lease.fence_send() if self.lease is not None else None
-                earlier = calls_written(unread)  # read before this transaction writes them
-                written = calls_send_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
-                calls_add_rung([(linkedid, user_id) for linkedid, users in rung.items() for user_id in users])
+        with pipelined(), transaction.atomic():
+            fenced = self.lease.fence_send() if self.lease is not None else None
+            earlier = calls_written(unread)  # read before this transaction writes them
+            self.look_up_callers(states)  # reading its answer (or the fence's) ends the first round trip
             if fenced is not None:
                 fenced()
             self.told_before(states, earlier())
-            written()
-            # A row finished by another hand (the CDR, the last leader) still has its news and its recording.
-            skipped = [call.linkedid for call in calls if call.pk is None]
-            finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
-            for state, call in zip(states, calls):
-                row = call if call.pk is not None else finished.get(state.linkedid)
-                if row is not None:
-                    clients = self.sent[state.linkedid].clients
-                    outbox += [(user_id, self.message(kind, row, clients)) for user_id, kind in self.news(state, row, rung[state.linkedid])]
-            if outbox:
-                # One push for the whole batch, after commit: the page may read the rows at once.
-                transaction.on_commit(lambda: self.publish(outbox))
+            calls = [self.call_row(state, operators) for state in states]
+            written = calls_send_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
+            calls_add_rung([(linkedid, user_id) for linkedid, users in rung.items() for user_id in users])
+            recordings_add([(state.linkedid, state.recording, state.billsec) for state in states if state.recording and state.is_over])
+        written()
+        # A row finished by another hand (the CDR, the last leader) still has its news.
+        skipped = [call.linkedid for call in calls if call.pk is None]
+        finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
+        outbox = []
+        for state, call in zip(states, calls):
+            row = call if call.pk is not None else finished.get(state.linkedid)
+            if row is not None:
+                clients = self.sent[state.linkedid].clients
+                outbox += [(user_id, self.message(kind, row, clients)) for user_id, kind in self.news(state, row, rung[state.linkedid])]
+        if outbox:
+            # One push for the whole batch, once committed: at once, unless a transaction encloses this one.
+            transaction.on_commit(lambda: self.publish(outbox))
         # A call whose number became known after its row was made (an originate) is linked now.
         calls_link_clients({call.pk: call.client_id for call in calls if call.pk and call.client_id})
         for state in states:
@@ -279,7 +279,7 @@ class Listener:
         )
 
     def news(self, state: CallState, call: Call, rung: list[int]) -> list[tuple[int, str]]:
-        """Who to tell what about this change (and the recording to keep).
+        """Who to tell what about this change.
 
         Every operator whose phone rings gets the pop-up; once one answers, the others hear who took
         it; all of them hear it ended.
@@ -299,8 +299,6 @@ class Listener:
             news += [(user_id, "call.answered" if user_id == call.operator_id else "call.taken") for user_id in sent.told]
             if not clicked:
                 calllog.answered(call.linkedid, call.extension)
-        if state.recording and state.is_over:
-            recording_add(call.pk, state.recording, state.billsec)
         if state.is_over and not sent.over:
             sent.over = True
             news += [(user_id, "call.ended") for user_id in sent.told]

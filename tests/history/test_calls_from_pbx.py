@@ -1,4 +1,4 @@
-"""The listener's writes (`calls_save_from_pbx`, `calls_add_rung`): monotonic whoever writes, in whatever order."""
+"""The listener's writes (`calls_save_from_pbx`, `calls_add_rung`, `recordings_add`): monotonic whoever writes, in whatever order."""
 
 import datetime
 
@@ -7,8 +7,8 @@ from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from clients.models import Client
-from history.models import Call
-from history.services import calls_add_rung, calls_save_from_pbx
+from history.models import Call, Recording
+from history.services import calls_add_rung, calls_save_from_pbx, calls_send_from_pbx, calls_written, recordings_add
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +65,25 @@ def test_the_operators_a_call_rang_are_added_once_and_never_taken_off(operator_u
     calls_add_rung([("rung.1", operator_user.pk), ("rung.1", operator_user.pk), ("rung.2", boris.pk), ("nobody.1", boris.pk)])
     calls_add_rung([("rung.1", boris.pk), ("rung.2", boris.pk)])
     assert set(first.rung.all()) == {operator_user, boris} and list(second.rung.all()) == [boris]
+
+
+def test_a_recording_is_kept_once_however_often_it_is_told():
+    calls_save_from_pbx([picture("rec.1"), picture("rec.2")])
+    recordings_add([("rec.1", "a.wav", 5), ("rec.1", "a.wav", 5), ("rec.1", "b.wav", 2), ("nobody.1", "c.wav", 1)])
+    recordings_add([("rec.1", "a.wav", 5), ("rec.2", "a.wav", 7)])
+    assert sorted(Recording.objects.values_list("call__linkedid", "file", "duration")) == [
+        ("rec.1", "a.wav", 5), ("rec.1", "b.wav", 2), ("rec.2", "a.wav", 7),
+    ]
+
+
+def test_what_the_log_held_is_read_before_the_same_transaction_writes(operator_user, django_user_model):
+    boris = django_user_model.objects.create_user("operator2")
+    calls_save_from_pbx([picture("held.1", operator_id=operator_user.pk, answered_at=T0)])
+    calls_add_rung([("held.1", boris.pk)])
+    calls_add_rung([("held.1", operator_user.pk)])
+    with transaction.atomic():
+        earlier = calls_written(["held.1", "new.1"])
+        written = calls_send_from_pbx([picture("held.1", ended_at=T0 + datetime.timedelta(seconds=5)), picture("new.1")])
+        calls_add_rung([("new.1", boris.pk)])
+        assert set(written()) == {"held.1", "new.1"}
+        assert earlier() == [("held.1", operator_user.pk, T0, None, Call.Source.AMI, [boris.pk, operator_user.pk])]
