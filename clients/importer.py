@@ -374,19 +374,45 @@ def client_import_csv(
     dry_run: bool = False,
     on_row: Callable[[], None] | None = None,
     on_error: Callable[[int, str], None] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Import a CSV with a header row. Bad rows are skipped and reported; the rest commit together."""
+    """Import a CSV with a header row. Bad rows are skipped and reported; the rest commit together.
+
+    Imports run one at a time: `on_wait` is called when this one has to wait for another to end.
+    """
     report = ImportReport()
     numbered = Lines(lines)
     reader = csv.reader(numbered, delimiter=delimiter)
     try:
         with transaction.atomic():
+            one_import_at_a_time(on_wait)
             import_rows(numbered, reader, report, dry_run=dry_run, on_row=on_row, on_error=on_error)
     except UnicodeDecodeError:
         raise FileError(f"line {numbered.number + 1} is not in the file's encoding (UTF-8 unless --encoding says otherwise, e.g. cp1251)") from None
     except csv.Error as error:
         raise FileError(f"line {numbered.number}: {error}") from None
     return report
+
+
+IMPORT_LOCK = 7_140_823_019  # the advisory lock imports take, a number of this project's own
+
+
+def one_import_at_a_time(on_wait: Callable[[], None] | None) -> None:
+    """Wait for any other import to commit or roll back first (PostgreSQL; SQLite writes one transaction at a time anyway).
+
+    Two imports side by side would each match its rows against the clients as they were before the other's: a client
+    both files have would be made twice, or the second would fail on the first's card numbers. The lock goes with the
+    transaction, so an import that is killed lets the next one go.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [IMPORT_LOCK])
+        if cursor.fetchone()[0]:
+            return
+        if on_wait:
+            on_wait()
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK])
 
 
 class Lines:

@@ -28,9 +28,12 @@ class Command(BaseCommand):
             progress.clear()
             self.stderr.write(f"line {line}: {reason}")
 
+        def on_wait():
+            self.stderr.write("another import is running: this one starts when it ends")
+
         with source, progress:
             try:
-                report = client_import_csv(source, delimiter=delimiter, dry_run=dry_run, on_row=progress.update, on_error=on_error)
+                report = client_import_csv(source, delimiter=delimiter, dry_run=dry_run, on_row=progress.update, on_error=on_error, on_wait=on_wait)
             except FileError as error:
                 raise CommandError(f"{path}: {error}; nothing was imported") from None
         prefix = "dry run, nothing written: " if dry_run else ""
