@@ -1,6 +1,7 @@
 """ASGI entry point: Django views over HTTP (the dialplan's two asks answered in front of Django, the others in a
 few long-lived threads: simplecalls/web.py), operator events over WebSocket."""
 
+import gc
 import os
 
 import django
@@ -24,3 +25,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# What is loaded by now lives as long as the server: the collector no longer walks it. Its full passes took 55-65 ms
+# here, every live message held meanwhile; they now look at the requests' and sockets' objects alone.
+gc.freeze()

@@ -197,3 +197,8 @@ def test_through_daphne_on_a_pool_a_burst_and_dropped_sessions_cost_no_request()
     finally:
         daphne.terminate()
         daphne.wait(timeout=15)
+
+
+def test_the_server_leaves_what_it_loaded_at_start_out_of_the_collectors_passes():
+    script = "import gc, simplecalls.asgi; assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()"
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=settings.BASE_DIR, env=os.environ | {"DJANGO_SETTINGS_MODULE": "simplecalls.settings.test"})

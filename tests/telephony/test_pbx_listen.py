@@ -293,3 +293,22 @@ def test_a_dutch_caller_id_with_phone_region_nl_finds_the_client(simulator, oper
     call = Call.objects.get(linkedid=linkedid)
     assert (call.direction, call.disposition, call.phone, call.extension) == ("in", "answered", "+31201234567", "100")
     assert call.client == jansen
+
+
+def test_the_daemon_leaves_what_it_loaded_at_start_out_of_the_collectors_passes(monkeypatch, settings):
+    import gc
+
+    from django.core.management import call_command
+
+    from telephony.management.commands import pbx_listen
+
+    frozen = []
+    monkeypatch.setattr(pbx_listen.signal, "signal", lambda *args: None)  # the test runner's own handlers stay
+    monkeypatch.setitem(settings.DATABASES["default"], "OPTIONS", dict(settings.DATABASES["default"].get("OPTIONS", {})))
+    monkeypatch.setattr(pbx_listen, "run", lambda stop, config, listener: frozen.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    try:
+        call_command("pbx_listen")
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 10_000, "Django and the listener are in the permanent generation before the first event"

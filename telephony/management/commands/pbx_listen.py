@@ -1,3 +1,4 @@
+import gc
 import logging
 import signal
 import threading
@@ -31,7 +32,12 @@ class Command(BaseCommand):
             options = database.setdefault("OPTIONS", {})
             options["options"] = (options.get("options", "") + " -c idle_in_transaction_session_timeout=5000").strip()
             db_connections.close_all()
-        run(stop, AMIConfig.from_settings())
+        config = AMIConfig.from_settings()
+        listener = Listener(lease=Lease(config.address, ttl=settings.LISTENER_LEASE_SECONDS))
+        # What is loaded by now lives as long as the process: the collector no longer walks it. Its full passes took
+        # 55-75 ms here over Django's own objects, every event waiting meanwhile; they now look at the calls' alone.
+        gc.freeze()
+        run(stop, config, listener)
 
 
 def run(stop: threading.Event, config: AMIConfig, listener: Listener | None = None) -> None:
