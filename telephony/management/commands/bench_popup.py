@@ -40,8 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--operators", type=int, default=50)
         parser.add_argument("--calls", type=int, default=100)
         parser.add_argument("--spread-ms", type=float, default=100.0, help="the calls start evenly over this time")
+        parser.add_argument("--warm-up", type=int, default=20, help="short calls placed and ended before the measured ones, not counted")
 
-    def handle(self, *args, operators, calls, spread_ms, **options):
+    def handle(self, *args, operators, calls, spread_ms, warm_up, **options):
         if not settings.REDIS_URL:
             raise CommandError("bench_popup runs daphne and pbx_listen as separate processes: set REDIS_URL (and DATABASE_URL)")
         pages = operator_sessions(operators)
@@ -66,14 +67,14 @@ class Command(BaseCommand):
             wait_until(lambda: port_open(web_port), "daphne")
             wait_until(lambda: any(session.authenticated for session in simulator.sessions), "pbx_listen")
             wait_until(lambda: ListenerLease.objects.filter(name=ami_address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
-            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000))
+            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000, warm_up))
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=15)
             asyncio.run_coroutine_threadsafe(simulator.stop(), loop).result()
         self.stdout.write(json.dumps({
-            "operators": operators, "calls": calls, "spread_ms": spread_ms, "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "channel_layer": "redis",
+            "operators": operators, "calls": calls, "spread_ms": spread_ms, "warm_up_calls": warm_up, "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1], "channel_layer": "redis",
             **figures,
         }))
 
@@ -93,7 +94,7 @@ def operator_sessions(count: int) -> list[tuple[str, int, str]]:
     return pages
 
 
-async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float) -> dict:
+async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float, warm_up: int) -> dict:
     received: dict[str, float] = {}
     rung: dict[str, tuple[float, str]] = {}  # linkedid → when the simulator wrote its DialBegin, and the extension it rang
     sample: list[dict] = []  # one call.ringing as the product sent it: the floor's messages are copies of it
@@ -120,16 +121,25 @@ async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Si
         rung.setdefault(dest.linkedid, (time.perf_counter(), dial_string))
         dial_begin(caller, dest, dial_string)
 
-    async def place_calls():  # in the simulator's loop: no AMI client of ours competes with the listener for the CPU
+    async def place_calls(count: int, prefix: str, ring: float, talk: float):  # in the simulator's loop: no AMI client of ours competes with the listener for the CPU
         simulator.pbx.dial_begin = timed_dial_begin
         begin = time.perf_counter()
-        for index in range(calls):
-            await asyncio.sleep(begin + spread * index / calls - time.perf_counter())
-            simulator.start_call("inbound_answered", caller=f"7903{index:07d}", extensions=[extensions[index % len(extensions)]], ring=8, talk=1)
+        for index in range(count):
+            await asyncio.sleep(begin + spread * index / count - time.perf_counter())
+            simulator.start_call("inbound_answered", caller=f"{prefix}{index:07d}", extensions=[extensions[index % len(extensions)]], ring=ring, talk=talk)
+
+    def placed_in_simulator(*arguments):
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(place_calls(*arguments), simulator_loop))
 
     try:
+        if warm_up:
+            # As a listener and a web server that have run a while: connections open, statements prepared, caches full.
+            await placed_in_simulator(warm_up, "7904", 0.2, 0.2)
+            await arrived(lambda: len(rung) >= warm_up and all(linkedid in received for linkedid in rung))
+            await asyncio.sleep(1.0)  # the warm-up calls have ended
+            rung.clear()
         started = time.perf_counter()
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(place_calls(), simulator_loop))
+        await placed_in_simulator(calls, "7903", 8, 1)
         await arrived(lambda: len(rung) >= calls)
         placed = time.perf_counter() - started
         await arrived(lambda: sum(linkedid in received for linkedid in rung) >= calls)
