@@ -65,7 +65,7 @@ def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
 
 
 def calls_send_from_pbx(calls: list[Call]) -> Callable[[], dict[str, int]]:
-    """`calls_save_from_pbx` in two steps, for `simplecalls.db.pipelined`: the statement is sent now, and calling
+    """`calls_save_from_pbx` in two steps, for `simplecalls.db.pipelined_transaction`: the statement is sent now, and calling
     what is returned reads its result (and sets each call's pk)."""
     if not calls:
         return dict

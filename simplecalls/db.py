@@ -6,7 +6,7 @@ and errors come out as Django's.
 
 import contextlib
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 def server_bound(cursor):
@@ -23,16 +23,28 @@ def server_bound(cursor):
 
 
 @contextlib.contextmanager
-def pipelined():
-    """Statements sent one after another without waiting for each reply: one round trip for all of them on PostgreSQL
-    (psycopg's pipeline mode); elsewhere each runs as it is sent.
+def pipelined_transaction():
+    """One transaction whose statements are sent without waiting for each reply (psycopg's pipeline mode on PostgreSQL).
 
-    Read no result inside the block (that waits for it): keep the cursors and read them after it. PostgreSQL still
-    runs the statements in order, in the transaction around the block, and the first that fails is raised at its end.
+    Read no result inside the block unless the next statements need it: reading one waits for it. Keep the cursors and
+    read them after the block. On its own, the block is the implicit transaction PostgreSQL keeps up to the Sync that
+    ends a pipeline: no BEGIN or COMMIT to send, every statement committed by that Sync, or all of them rolled back on
+    the first that fails, which is raised at the end of the block. (Django's `atomic` would add two round trips: psycopg
+    waits for the pipeline to drain as autocommit is switched off and on again.) Inside another transaction, a
+    savepoint; elsewhere than PostgreSQL, `atomic`, each statement run as it is sent.
     """
     if connection.vendor != "postgresql":
-        yield
+        with transaction.atomic():
+            yield
         return
     connection.ensure_connection()
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.wrap_database_errors, connection.connection.pipeline():
+            yield
+        return
     with connection.wrap_database_errors, connection.connection.pipeline():
+        # Django's foreign keys are checked at commit; a commit refused at the Sync is an error psycopg cannot pair with
+        # any statement, which leaves the connection unusable. Checked at each statement, the error is that statement's.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         yield

@@ -76,7 +76,7 @@ class Lease:
         self.fence_send()()
 
     def fence_send(self) -> Callable[[], None]:
-        """`fence` in two steps, for `simplecalls.db.pipelined`: the lock is asked for now, and calling what is
+        """`fence` in two steps, for `simplecalls.db.pipelined_transaction`: the lock is asked for now, and calling what is
         returned raises FenceError if it was not granted. Nothing the transaction wrote meanwhile may commit then."""
         epoch = self.epoch
         if epoch is None:

@@ -23,7 +23,7 @@ from clients import phones
 from clients.services import clients_by_phones
 from history.models import Call
 from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recordings_add
-from simplecalls.db import pipelined
+from simplecalls.db import pipelined_transaction
 from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
 from telephony.events import CallState, CallTracker, outgoing_stage
@@ -208,12 +208,13 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
-        """Two round trips on PostgreSQL: the lease's fence, what the log held of the calls first written now and who
-        is calling; then their rows, the operators rung and the recordings, sent with the COMMIT. The news go after."""
+        """Two round trips on PostgreSQL, in one transaction: the lease's fence, what the log held of the calls first
+        written now and who is calling; then their rows, the operators rung and the recordings, committed together.
+        The news go after."""
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
         unread = [state.linkedid for state in states if state.linkedid not in self.sent or not self.sent[state.linkedid].row_read]
         rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
-        with pipelined(), transaction.atomic():
+        with pipelined_transaction():
             fenced = self.lease.fence_send() if self.lease is not None else None
             earlier = calls_written(unread)  # read before this transaction writes them
             self.look_up_callers(states)  # reading its answer (or the fence's) ends the first round trip
