@@ -2,7 +2,7 @@
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -102,13 +102,24 @@ def card_part_conditions(query: str) -> list[Q]:
 
 def clients_by_phones(e164s: set[str]) -> dict[str, list[Client]]:
     """For each number, the clients who have it: one query for a whole batch of callers."""
-    found: dict[str, list[Client]] = {phone: [] for phone in e164s}
-    if not found:
-        return found
-    for client in clients_having(set(found)):
-        for phone in set(client.phones) & found.keys():
-            found[phone].append(client)
-    return {phone: by_name(clients) for phone, clients in found.items()}
+    return clients_by_phones_send(e164s)()
+
+
+def clients_by_phones_send(e164s: set[str]) -> Callable[[], dict[str, list[Client]]]:
+    """`clients_by_phones` in two steps, for `simplecalls.db.pipelined_transaction`: the query is sent now, and calling
+    what is returned reads its answer."""
+    if not e164s:
+        return dict
+    having = clients_having_send(set(e164s))
+
+    def found() -> dict[str, list[Client]]:
+        clients = {phone: [] for phone in e164s}
+        for client in having():
+            for phone in set(client.phones) & clients.keys():
+                clients[phone].append(client)
+        return {phone: by_name(found) for phone, found in clients.items()}
+
+    return found
 
 
 def by_name(clients: Iterable[Client]) -> list[Client]:
@@ -127,19 +138,30 @@ def clients_having(e164s: set[str]) -> list[Client]:
     compiled once (`caller_statement`) and bound on the server, which lets psycopg prepare it: parsed
     and planned once per connection (`prepare_threshold` in the database's OPTIONS).
     """
+    return clients_having_send(e164s)()
+
+
+def clients_having_send(e164s: set[str]) -> Callable[[], list[Client]]:
+    """`clients_having` in two steps, as `clients_by_phones_send`."""
     one = len(e164s) == 1
     if connection.vendor != "postgresql":
-        return list(clients_with_phone(*e164s) if one else clients_with_phones(e164s))
-    with server_bound(connection.cursor()) as cursor:
-        # A batch's numbers as one array literal, as `one_of` sends them: the driver's dumping of a list costs more.
-        cursor.execute(caller_statement(one), [next(iter(e164s)) if one else array_literal(e164s)] * len(PHONE_FIELDS))
-        rows = cursor.fetchall()
-    width, found = len(CLIENT_COLUMNS), []
-    for row in rows:
-        client = Client.from_db(connection.alias, CLIENT_COLUMNS, row[:width])
-        client.card_type = CardType.from_db(connection.alias, CARD_TYPE_COLUMNS, row[width:]) if row[width] is not None else None
-        found.append(client)
-    return found
+        clients = list(clients_with_phone(*e164s) if one else clients_with_phones(e164s))
+        return lambda: clients
+    cursor = server_bound(connection.cursor())
+    # A batch's numbers as one array literal, as `one_of` sends them: the driver's dumping of a list costs more.
+    cursor.execute(caller_statement(one), [next(iter(e164s)) if one else array_literal(e164s)] * len(PHONE_FIELDS))
+
+    def clients() -> list[Client]:
+        with cursor:
+            rows = cursor.fetchall()
+        width, found = len(CLIENT_COLUMNS), []
+        for row in rows:
+            client = Client.from_db(connection.alias, CLIENT_COLUMNS, row[:width])
+            client.card_type = CardType.from_db(connection.alias, CARD_TYPE_COLUMNS, row[width:]) if row[width] is not None else None
+            found.append(client)
+        return found
+
+    return clients
 
 
 @functools.cache

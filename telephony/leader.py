@@ -7,14 +7,13 @@ frozen or cut off while another took over can never write again, whatever it has
 epoch is gone, and the lock makes the check and the write one atomic step.
 """
 
+import contextlib
 import datetime
-import functools
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
@@ -24,6 +23,9 @@ from simplecalls.db import server_bound
 from telephony.models import ListenerLease
 
 log = logging.getLogger(__name__)
+
+
+FENCED_OUT = "SC001"  # the error listener_fence raises (telephony/migrations/0004_listener_fence.py)
 
 
 class FenceError(Exception):
@@ -73,26 +75,32 @@ class Lease:
         thread waits for it meanwhile, so a long write would otherwise end with the lease about to expire
         and a standby, queued on the same lock, taking it at the commit.
         """
-        self.fence_send()()
+        with self.fencing():
+            self.fence_send()
 
-    def fence_send(self) -> Callable[[], None]:
-        """`fence` in two steps, for `simplecalls.db.pipelined_transaction`: the lock is asked for now, and calling what is
-        returned raises FenceError if it was not granted. Nothing the transaction wrote meanwhile may commit then."""
+    def fence_send(self) -> None:
+        """`fence` for `simplecalls.db.pipelined_transaction`: on PostgreSQL the database itself refuses the lock
+        (`listener_fence`, an error that rolls back every statement sent with it), so nothing waits for its answer.
+        Wrap the transaction in `fencing`, which turns that error into FenceError."""
         epoch = self.epoch
         if epoch is None:
-            return self.fenced_out
+            self.fenced_out()
         if connection.vendor != "postgresql":
-            locked = ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=epoch).update(expires_at=Now() + self.ttl)
-            return (lambda: None) if locked else self.fenced_out
-        cursor = server_bound(connection.cursor())  # run every write: prepared, not compiled by the ORM each time
-        cursor.execute(fence_statement(), [self.ttl, self.name, self.holder, epoch])
+            if not ListenerLease.objects.filter(name=self.name, holder=self.holder, epoch=epoch).update(expires_at=Now() + self.ttl):
+                self.fenced_out()
+            return
+        with server_bound(connection.cursor()) as cursor:  # run every write: prepared
+            cursor.execute("SELECT listener_fence(%s, %s, %s, %s)", [self.name, self.holder, epoch, self.ttl])
 
-        def check() -> None:
-            with cursor:  # its rows, not its rowcount: reading them is what waits for the reply in a pipeline
-                if not cursor.fetchall():
-                    self.fenced_out()
-
-        return check
+    @contextlib.contextmanager
+    def fencing(self):
+        """Around a transaction that fences: the database's refusal comes out as FenceError."""
+        try:
+            yield
+        except DatabaseError as error:
+            if getattr(error.__cause__, "sqlstate", None) == FENCED_OUT:
+                self.fenced_out()
+            raise
 
     def fenced_out(self) -> None:
         self.epoch = None
@@ -132,9 +140,3 @@ class Lease:
         thread.start()
         return thread
 
-
-@functools.cache
-def fence_statement() -> str:
-    """`Lease.fence` on PostgreSQL: what the ORM's update would say (`Now()` is the statement's time there), built once."""
-    return (f"UPDATE {ListenerLease._meta.db_table} SET expires_at = STATEMENT_TIMESTAMP() + %s "
-            "WHERE name = %s AND holder = %s AND epoch = %s RETURNING epoch")

@@ -7,6 +7,7 @@ and while the database is away the calls wait here and are written once it is ba
 """
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import queue
@@ -20,7 +21,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from clients import phones
-from clients.services import clients_by_phones
+from clients.services import clients_by_phones_send
 from history.models import Call
 from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recordings_add
 from simplecalls.db import pipelined_transaction
@@ -208,20 +209,27 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
-        """Two round trips on PostgreSQL, in one transaction: the lease's fence, what the log held of the calls first
-        written now and who is calling; then their rows, the operators rung and the recordings, committed together.
-        The news go after."""
+        """Two round trips on PostgreSQL. What the log held of the calls first written now, and who is calling; then,
+        in one transaction, the lease's fence with the rows, the operators rung and the recordings: the database
+        refuses the fence itself, so no lock is held while this listener looks at an answer. The news go after."""
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
         unread = [state.linkedid for state in states if state.linkedid not in self.sent or not self.sent[state.linkedid].row_read]
         rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
-        with pipelined_transaction():
-            fenced = self.lease.fence_send() if self.lease is not None else None
-            earlier = calls_written(unread)  # read before this transaction writes them
-            self.look_up_callers(states)  # reading its answer (or the fence's) ends the first round trip
-            if fenced is not None:
-                fenced()
-            self.told_before(states, earlier())
-            calls = [self.call_row(state, operators) for state in states]
+        for state in states:
+            self.sent.setdefault(state.linkedid, Sent())
+        fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]
+        earlier, callers = list, dict
+        if unread or fresh:
+            with pipelined_transaction():
+                earlier = calls_written(unread)
+                callers = clients_by_phones_send({state.phone for state in fresh})
+        self.told_before(states, earlier())
+        self.callers_found(fresh, callers())
+        calls = [self.call_row(state, operators) for state in states]
+        fencing = self.lease.fencing() if self.lease is not None else contextlib.nullcontext()
+        with fencing, pipelined_transaction():
+            if self.lease is not None:
+                self.lease.fence_send()
             written = calls_send_from_pbx(calls)  # a new row takes its client here; a finished one is left alone
             calls_add_rung([(linkedid, user_id) for linkedid, users in rung.items() for user_id in users])
             recordings_add([(state.linkedid, state.recording, state.billsec) for state in states if state.recording and state.is_over])
@@ -258,12 +266,8 @@ class Listener:
         for state in states:
             self.sent[state.linkedid].row_read = True
 
-    def look_up_callers(self, states: list[CallState]) -> None:
-        """Who is calling, for the calls whose number is new: one query for the batch."""
-        for state in states:
-            self.sent.setdefault(state.linkedid, Sent())
-        fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]
-        matches = clients_by_phones({state.phone for state in fresh})
+    def callers_found(self, fresh: list[CallState], matches: dict[str, list]) -> None:
+        """Who is calling, for the calls whose number is new."""
         for state in fresh:
             sent = self.sent[state.linkedid]
             sent.client_looked_up, sent.clients = True, matches[state.phone]

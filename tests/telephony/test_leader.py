@@ -79,6 +79,26 @@ def test_the_fence_refuses_a_writer_whose_epoch_was_taken_over(name):
     new.fence()
 
 
+def test_a_fence_refused_by_the_database_undoes_what_was_sent_with_it(name):
+    from history.services import calls_send_from_pbx
+    from simplecalls.db import pipelined_transaction
+
+    old, new = Lease(name, ttl=30), Lease(name, ttl=30)
+    old.renew()
+    expire(old)
+    new.renew()
+    call = Call(linkedid="stale.1", direction="in", phone="+74957894561", started_at=timezone.now())
+    # Sent without waiting for any answer, the fence after the write: the database's refusal takes the write with it.
+    with pytest.raises(FenceError), old.fencing(), pipelined_transaction():
+        calls_send_from_pbx([call])
+        old.fence_send()
+    assert not Call.objects.exists() and old.epoch is None
+    with new.fencing(), pipelined_transaction():
+        new.fence_send()
+        calls_send_from_pbx([call])
+    assert Call.objects.get().linkedid == "stale.1"
+
+
 def test_a_write_longer_than_what_was_left_of_the_lease_does_not_lose_it(name):
     from django.db import connection, transaction
 
