@@ -401,8 +401,8 @@ def one_import_at_a_time(on_wait: Callable[[], None] | None) -> None:
     """Wait for any other import to commit or roll back first (PostgreSQL; SQLite writes one transaction at a time anyway).
 
     Two imports side by side would each match its rows against the clients as they were before the other's: a client
-    both files have would be made twice, or the second would fail on the first's card numbers. The lock goes with the
-    transaction, so an import that is killed lets the next one go.
+    both files have would be made twice. The lock goes with the transaction, so an import that is killed lets the next
+    one go.
     """
     if connection.vendor != "postgresql":
         return

@@ -112,14 +112,14 @@ def clients_by_phones_send(e164s: set[str]) -> Callable[[], dict[str, list[Clien
         return dict
     having = clients_having_send(set(e164s))
 
-    def found() -> dict[str, list[Client]]:
-        clients = {phone: [] for phone in e164s}
+    def by_phone() -> dict[str, list[Client]]:
+        found: dict[str, list[Client]] = {phone: [] for phone in e164s}
         for client in having():
-            for phone in set(client.phones) & clients.keys():
-                clients[phone].append(client)
-        return {phone: by_name(found) for phone, found in clients.items()}
+            for phone in set(client.phones) & found.keys():
+                found[phone].append(client)
+        return {phone: by_name(clients) for phone, clients in found.items()}
 
-    return found
+    return by_phone
 
 
 def by_name(clients: Iterable[Client]) -> list[Client]:
@@ -145,8 +145,8 @@ def clients_having_send(e164s: set[str]) -> Callable[[], list[Client]]:
     """`clients_having` in two steps, as `clients_by_phones_send`."""
     one = len(e164s) == 1
     if connection.vendor != "postgresql":
-        clients = list(clients_with_phone(*e164s) if one else clients_with_phones(e164s))
-        return lambda: clients
+        matched = list(clients_with_phone(*e164s) if one else clients_with_phones(e164s))
+        return lambda: matched
     cursor = server_bound(connection.cursor())
     # A batch's numbers as one array literal, as `one_of` sends them: the driver's dumping of a list costs more.
     cursor.execute(caller_statement(one), [next(iter(e164s)) if one else array_literal(e164s)] * len(PHONE_FIELDS))

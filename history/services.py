@@ -175,7 +175,8 @@ def calls_add_rung(pairs: list[tuple[str, int]]) -> None:
     Rung = Call.rung.through
     if connection.vendor != "postgresql":
         ids = dict(Call.objects.filter(linkedid__in={linkedid for linkedid, _ in pairs}).values_list("linkedid", "pk"))
-        Rung.objects.bulk_create([Rung(call_id=ids[linkedid], user_id=user_id) for linkedid, user_id in sorted(pairs) if linkedid in ids], ignore_conflicts=True)
+        rows = [Rung(call_id=ids[linkedid], user_id=user_id) for linkedid, user_id in sorted(pairs) if linkedid in ids]
+        Rung.objects.bulk_create(rows, ignore_conflicts=True)
         return
     with server_bound(connection.cursor()) as cursor:
         cursor.execute(rung_from_arrays(), [[linkedid for linkedid, _ in pairs], [user_id for _, user_id in pairs]])

@@ -139,4 +139,3 @@ class Lease:
         thread = threading.Thread(target=loop, name="listener-lease", daemon=True)
         thread.start()
         return thread
-
