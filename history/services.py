@@ -174,12 +174,17 @@ def calls_add_rung(pairs: list[tuple[str, int]]) -> None:
     pairs = set(pairs)
     Rung = Call.rung.through
     if connection.vendor != "postgresql":
-        ids = dict(Call.objects.filter(linkedid__in={linkedid for linkedid, _ in pairs}).values_list("linkedid", "pk"))
+        ids = call_ids({linkedid for linkedid, _ in pairs})
         rows = [Rung(call_id=ids[linkedid], user_id=user_id) for linkedid, user_id in sorted(pairs) if linkedid in ids]
         Rung.objects.bulk_create(rows, ignore_conflicts=True)
         return
     with server_bound(connection.cursor()) as cursor:
         cursor.execute(rung_from_arrays(), [[linkedid for linkedid, _ in pairs], [user_id for _, user_id in pairs]])
+
+
+def call_ids(linkedids: set[str]) -> dict[str, int]:
+    """Each written call's id by its linkedid (where PostgreSQL joins on the linkedid instead)."""
+    return dict(Call.objects.filter(linkedid__in=linkedids).values_list("linkedid", "pk"))
 
 
 def calls_link_clients(links: dict[int, int]) -> None:
@@ -196,7 +201,7 @@ def recordings_add(recordings: list[tuple[str, str, int]]) -> None:
     if not recordings:
         return
     if connection.vendor != "postgresql":
-        ids = dict(Call.objects.filter(linkedid__in={linkedid for linkedid, _, _ in recordings}).values_list("linkedid", "pk"))
+        ids = call_ids({linkedid for linkedid, _, _ in recordings})
         for linkedid, file, duration in recordings:
             if linkedid in ids:
                 Recording.objects.get_or_create(call_id=ids[linkedid], file=file, defaults={"duration": duration})

@@ -209,7 +209,7 @@ class Listener:
             self.sent.pop(state.linkedid, None)
 
     def write(self, states: list[CallState]) -> None:
-        """Two round trips on PostgreSQL. What the log held of the calls first written now, and who is calling; then,
+        """At most two round trips on PostgreSQL. What the log held of the calls first written now, and who is calling; then,
         in one transaction, the lease's fence with the rows, the operators rung and the recordings: the database
         refuses the fence itself, so no lock is held while this listener looks at an answer. The news go after."""
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
