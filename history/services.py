@@ -45,6 +45,7 @@ MERGE = {
     "phone": "CASE WHEN excluded.phone = '' THEN c.phone ELSE excluded.phone END",
     "extension": "CASE WHEN excluded.extension = '' THEN c.extension ELSE excluded.extension END",
     "operator_id": "COALESCE(excluded.operator_id, c.operator_id)",
+    "client_id": "COALESCE(c.client_id, excluded.client_id)",  # found by number: fills a row that has none
     "started_at": "CASE WHEN excluded.started_at < c.started_at THEN excluded.started_at ELSE c.started_at END",
     "answered_at": "CASE WHEN c.answered_at IS NULL OR excluded.answered_at < c.answered_at THEN excluded.answered_at ELSE c.answered_at END",
     "disposition": "CASE WHEN c.answered_at IS NOT NULL OR excluded.answered_at IS NOT NULL THEN 'answered' ELSE excluded.disposition END",
@@ -58,8 +59,9 @@ def calls_save_from_pbx(calls: list[Call]) -> dict[str, int]:
     """Insert or update calls by linkedid in one statement; return the id of each row written.
 
     Monotonic: `started_at` only moves earlier, `answered` never goes back to ringing, and a
-    finished call is never written again (it is left out of the result). A client given here is
-    kept only by a new row: an existing call's client is the operator's to change.
+    finished call is never written again (it is left out of the result). A client given here goes
+    only to a row that has none (a row made before its number was known, as an originate's):
+    a client the row has is the operator's to change.
     """
     return calls_send_from_pbx(calls)()
 
@@ -185,14 +187,6 @@ def calls_add_rung(pairs: list[tuple[str, int]]) -> None:
 def call_ids(linkedids: set[str]) -> dict[str, int]:
     """Each written call's id by its linkedid (where PostgreSQL joins on the linkedid instead)."""
     return dict(Call.objects.filter(linkedid__in=linkedids).values_list("linkedid", "pk"))
-
-
-def calls_link_clients(links: dict[int, int]) -> None:
-    """Attach the clients found by number (call id → client id), where nobody has chosen one yet."""
-    if not links:
-        return
-    for call_id in Call.objects.filter(pk__in=links, client__isnull=True).values_list("pk", flat=True):
-        Call.objects.filter(pk=call_id, client__isnull=True).update(client_id=links[call_id])
 
 
 def recordings_add(recordings: list[tuple[str, str, int]]) -> None:

@@ -23,7 +23,7 @@ def server_bound(cursor):
 
 
 @contextlib.contextmanager
-def pipelined_transaction():
+def pipelined_transaction(*, writes: bool = True):
     """One transaction whose statements are sent without waiting for each reply (psycopg's pipeline mode on PostgreSQL).
 
     Read no result inside the block unless the next statements need it: reading one waits for it. Keep the cursors and
@@ -31,7 +31,8 @@ def pipelined_transaction():
     ends a pipeline: no BEGIN or COMMIT to send, every statement committed by that Sync, or all of them rolled back on
     the first that fails, which is raised at the end of the block. (Django's `atomic` would add two round trips: psycopg
     waits for the pipeline to drain as autocommit is switched off and on again.) Inside another transaction, a
-    savepoint; elsewhere than PostgreSQL, `atomic`, each statement run as it is sent.
+    savepoint; elsewhere than PostgreSQL, `atomic`, each statement run as it is sent. `writes=False` for a block that
+    only reads: it has no foreign key to check, and saves a statement.
     """
     if connection.vendor != "postgresql":
         with transaction.atomic():
@@ -43,6 +44,9 @@ def pipelined_transaction():
             yield
         return
     with connection.wrap_database_errors, connection.connection.pipeline():
+        if not writes:
+            yield
+            return
         # Django's foreign keys are checked at commit; a commit refused at the Sync is an error psycopg cannot pair with
         # any statement, which leaves the connection unusable. Checked at each statement, the error is that statement's.
         with connection.cursor() as cursor:

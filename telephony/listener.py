@@ -23,7 +23,7 @@ from django.utils import timezone
 from clients import phones
 from clients.services import clients_by_phones_send
 from history.models import Call
-from history.services import calls_add_rung, calls_close, calls_link_clients, calls_send_from_pbx, calls_written, recordings_add
+from history.services import calls_add_rung, calls_close, calls_send_from_pbx, calls_written, recordings_add
 from simplecalls.db import pipelined_transaction
 from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
@@ -220,7 +220,7 @@ class Listener:
         fresh = [state for state in states if state.phone and not self.sent[state.linkedid].client_looked_up]
         earlier, callers = list, dict
         if unread or fresh:
-            with pipelined_transaction():
+            with pipelined_transaction(writes=False):
                 earlier = calls_written(unread)
                 callers = clients_by_phones_send({state.phone for state in fresh})
         self.told_before(states, earlier())
@@ -246,8 +246,6 @@ class Listener:
         if outbox:
             # One push for the whole batch, once committed: at once, unless a transaction encloses this one.
             transaction.on_commit(lambda: self.publish(outbox))
-        # A call whose number became known after its row was made (an originate) is linked now.
-        calls_link_clients({call.pk: call.client_id for call in calls if call.pk and call.client_id})
         for state in states:
             self.forget(state)
 

@@ -39,15 +39,18 @@ def test_an_older_picture_arriving_later_takes_nothing_back(operator_user):
     assert Call.objects.get().started_at == T0 - datetime.timedelta(seconds=2), "an earlier start is taken"
 
 
-def test_a_finished_call_is_never_written_again_and_an_existing_calls_client_stays():
+def test_a_finished_call_is_never_written_again_and_a_client_fills_only_a_row_without_one():
     ivanov = Client.objects.create(last_name="Иванов", phone_mobile="+74957894561")
+    petrov = Client.objects.create(last_name="Петров", phone_mobile="+74957894562")
     calls_save_from_pbx([picture("done.1", ended_at=T0, duration=3)])
-    calls_save_from_pbx([picture("open.1")])
-    again = [picture("done.1", ended_at=T0 + datetime.timedelta(seconds=9), duration=12), picture("open.1", client_id=ivanov.pk)]
+    calls_save_from_pbx([picture("open.1"), picture("open.2", client_id=petrov.pk)])
+    again = [picture("done.1", ended_at=T0 + datetime.timedelta(seconds=9), duration=12), picture("open.1", client_id=ivanov.pk),
+             picture("open.2", client_id=ivanov.pk)]
     written = calls_save_from_pbx(again)
-    assert list(written) == ["open.1"] and again[0].pk is None
+    assert sorted(written) == ["open.1", "open.2"] and again[0].pk is None
     assert Call.objects.get(linkedid="done.1").duration == 3
-    assert Call.objects.get(linkedid="open.1").client_id is None, "a client given for an existing row is the operator's to set"
+    assert Call.objects.get(linkedid="open.1").client_id == ivanov.pk, "a row made before its number was known takes its client"
+    assert Call.objects.get(linkedid="open.2").client_id == petrov.pk, "a client the row has is the operator's to change"
 
 
 def test_a_value_too_long_for_its_column_fails_rather_than_being_cut():

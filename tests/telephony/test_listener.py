@@ -320,3 +320,18 @@ def test_a_call_the_cdr_wrote_before_any_listener_still_reaches_its_operator_onc
     again = []  # a listener taking over later: the first one's rung rows say the operator was told
     replay(Listener(publish=again.extend), "inbound__answered")
     assert again == []
+
+
+def test_a_row_made_before_its_number_was_known_takes_the_callers_client_and_one_chosen_stays(listener, operator_user):
+    ivanov = Client.objects.create(last_name="Иванов", phone_mobile="+74957894561")
+    petrov = Client.objects.create(last_name="Петров", phone_mobile="+74957894562")
+    messages = transcript_events("inbound__answered.txt")
+    linkedid = next(message["Linkedid"] for message in messages if message.get("Linkedid"))
+    Call.objects.create(linkedid=linkedid, direction="in", extension="100", started_at=timezone.now())  # no number, no client
+    Call.objects.create(linkedid=f"{linkedid}-1", direction="in", extension="100", started_at=timezone.now(), client=petrov)
+    for message in [*messages, *renumbered(messages, 1)]:
+        listener.inbox.put((message, timezone.now()))
+    while listener.step(timeout=0):
+        pass
+    assert Call.objects.get(linkedid=linkedid).client == ivanov
+    assert Call.objects.get(linkedid=f"{linkedid}-1").client == petrov, "the client someone chose is not replaced"
