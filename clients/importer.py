@@ -27,10 +27,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from clients.bulk import ClientCopy, ClientStream, insert_clients, model_field, update_clients
-from clients.lookups import array_literal, one_of
+from clients.lookups import one_of
 from clients.models import PHONE_FIELDS, Client, fold, fold_all, search_columns
 from clients.rows import COLUMNS, DICTIONARY_FIELDS, Chunk, ColumnParser, RowError
 from clients.signals import phones_changed
+from simplecalls.db import array_literal
 
 SEARCH_SOURCES = {"last_name", "first_name", "middle_name", *PHONE_FIELDS, "card_number"}  # what the search keys derive from
 UNCLOSED_QUOTE = "a quote (\") opened in this row is never closed; the lines after it are read as rows of their own"

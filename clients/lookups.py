@@ -1,9 +1,9 @@
 """Lookups the client base's queries need to stay on an index, on PostgreSQL and on SQLite alike."""
 
-from collections.abc import Iterable
-
 from django.db import connection
 from django.db.models import CharField, Lookup, Q
+
+from simplecalls.db import array_literal
 
 
 @CharField.register_lookup
@@ -19,11 +19,6 @@ class AnyOf(Lookup):
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s::text[])", [*params, array_literal(self.rhs)]
-
-
-def array_literal(values: Iterable[str]) -> str:
-    """PostgreSQL's text form of an array of these strings, each quoted."""
-    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
 
 
 def one_of(name: str, values: set[str]) -> Q:

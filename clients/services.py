@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from clients.lookups import array_literal, one_of
+from clients.lookups import one_of
 from clients.models import PHONE_FIELDS, CardType, Client, fold
 from clients.phones import phone_normalize
 from clients.signals import phones_changed
-from simplecalls.db import server_bound
+from simplecalls.db import array_literal, server_bound
 
 # What a search must be given to narrow the base down through an index; anything shorter finds nobody.
 MIN_PHONE_DIGITS = 4  # the end of a phone number

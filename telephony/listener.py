@@ -23,7 +23,7 @@ from django.utils import timezone
 from clients import phones
 from clients.services import clients_by_phones_send
 from history.models import Call
-from history.services import calls_add_rung, calls_close, calls_send_from_pbx, calls_written, recordings_add
+from history.services import call_from_pbx, calls_add_rung, calls_close, calls_send_from_pbx, calls_written, recordings_add
 from simplecalls.db import pipelined_transaction
 from telephony import calllog, realtime
 from telephony.ami import AMIConnection, AMIError
@@ -274,7 +274,7 @@ class Listener:
 
     def call_row(self, state: CallState, operators: dict[str, int]) -> Call:
         extension = state.extension or (state.extensions_rung[0] if state.extensions_rung else "")
-        return Call(
+        return call_from_pbx(
             linkedid=state.linkedid, direction=state.direction, disposition=state.disposition, phone=state.phone,
             extension=extension or "", operator_id=operators.get(extension or ""), client_id=self.sent[state.linkedid].client_id,
             started_at=state.started_at, answered_at=state.answered_at, ended_at=state.ended_at if state.is_over else None,

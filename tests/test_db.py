@@ -1,10 +1,12 @@
-"""`simplecalls.db.pipelined_transaction`: statements sent together still commit, or roll back, together."""
+"""`simplecalls.db`: statements sent together still commit, or roll back, together; arrays spelled out arrive intact."""
+
+import datetime
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
 from history.models import Call
-from simplecalls.db import pipelined_transaction, server_bound
+from simplecalls.db import array_literal, pipelined_transaction, server_bound
 from tests.conftest import needs
 
 
@@ -73,3 +75,15 @@ def test_inside_another_transaction_a_failure_undoes_only_its_own_statements(tab
     with transaction.atomic():
         insert(5)
     assert rows() == [1, 5]
+
+
+@pytest.mark.django_db
+def test_an_array_literal_brings_back_every_value_as_it_was():
+    needs(connection.vendor == "postgresql", "the literal is PostgreSQL's")
+    texts = ['a "quoted" \\ back,slash {brace}', "", "NULL", " spaced ", "Иванов", "1732711200.42", None]
+    moments = [datetime.datetime(2026, 12, 6, 11, 0, 57, 86235, tzinfo=datetime.UTC),
+               datetime.datetime(2026, 12, 6, 14, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=3))), None]
+    with server_bound(connection.cursor()) as cursor:
+        cursor.execute("SELECT %s::varchar[], %s::timestamptz[], %s::integer[], %s::boolean[]",
+                       [array_literal(texts), array_literal(moments), array_literal([7, None, -1]), array_literal([True, False])])
+        assert cursor.fetchone() == (texts, moments, [7, None, -1], [True, False])

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from history.models import Call, Recording
-from history.services import calls_add_rung, calls_save_from_pbx, calls_send_from_pbx, calls_written, recordings_add
+from history.services import call_from_pbx, calls_add_rung, calls_save_from_pbx, calls_send_from_pbx, calls_written, recordings_add
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +19,15 @@ def picture(linkedid: str, **fields) -> Call:
     """A call as the listener sees it at one moment."""
     defaults = {"direction": "in", "disposition": "ringing", "phone": "+74957894561", "extension": "100", "started_at": T0, "source": Call.Source.AMI}
     return Call(linkedid=linkedid, **(defaults | fields))
+
+
+def test_a_call_built_from_values_in_order_is_the_one_djangos_keywords_build():
+    values = {"linkedid": "built.1", "direction": "in", "phone": "+74957894561", "operator_id": 7, "started_at": T0, "billsec": 3}
+    built, expected = call_from_pbx(**values), Call(**values)
+    assert [getattr(built, field.attname) for field in Call._meta.concrete_fields] == [getattr(expected, field.attname) for field in Call._meta.concrete_fields]
+    assert built._state.adding and built.pk is None
+    with pytest.raises(IndexError):
+        call_from_pbx(linkedid="built.2", no_such_column=1)
 
 
 def test_a_batch_is_inserted_in_one_go_and_each_call_gets_its_id():
