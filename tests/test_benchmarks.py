@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import pytest
 from django.core.management import call_command
@@ -72,6 +73,11 @@ def test_bench_popup_prints_latency_percentiles(settings):
         assert 0 < floor[name]["p50"] <= floor[name]["p99"], name
     assert figures["ratio"]["p99"] == round(figures["latency_ms"]["p99"] / floor["group_send_to_socket_ms"]["p99"], 1)
     assert figures["target"]["met"] == (figures["latency_ms"]["p99"] <= figures["target"]["p99_ms"])
+    cpu = figures["cpu_per_call_ms"]
+    assert cpu["listener"]["cpu"] > 0 and cpu["web"]["cpu"] > 0 and cpu["bench"]["cpu"] > 0, "the processes that carried the calls used a CPU"
+    parts = [part for part in cpu.values() if isinstance(part, dict)]
+    assert {"database", "redis"} <= cpu.keys() and all(part["waiting_for_a_core"] >= 0 for part in parts)
+    assert cpu["total_cpu"] == pytest.approx(sum(part["cpu"] for part in parts), abs=0.01) and cpu["cores"] == os.cpu_count()
 
 
 def test_bench_failover_loses_doubles_and_leaves_open_nothing():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import websockets
 from channels.layers import get_channel_layer
@@ -67,7 +68,8 @@ class Command(BaseCommand):
             wait_until(lambda: port_open(web_port), "daphne")
             wait_until(lambda: any(session.authenticated for session in simulator.sessions), "pbx_listen")
             wait_until(lambda: ListenerLease.objects.filter(name=ami_address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
-            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000, warm_up))
+            clock = SchedulerClock({"listener": [processes[1].pid], "web": [processes[0].pid], "bench": [os.getpid()]})
+            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000, warm_up, clock))
         finally:
             for process in processes:
                 process.terminate()
@@ -94,7 +96,8 @@ def operator_sessions(count: int) -> list[tuple[str, int, str]]:
     return pages
 
 
-async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float, warm_up: int) -> dict:
+async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float, warm_up: int,
+                  clock: "SchedulerClock") -> dict:
     received: dict[str, float] = {}
     rung: dict[str, tuple[float, str]] = {}  # linkedid → when the simulator wrote its DialBegin, and the extension it rang
     sample: list[dict] = []  # one call.ringing as the product sent it: the floor's messages are copies of it
@@ -138,11 +141,12 @@ async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Si
             await arrived(lambda: len(rung) >= warm_up and all(linkedid in received for linkedid in rung))
             await asyncio.sleep(1.0)  # the warm-up calls have ended
             rung.clear()
-        started = time.perf_counter()
+        started, scheduled = time.perf_counter(), clock.read()
         await placed_in_simulator(calls, "7903", 8, 1)
         await arrived(lambda: len(rung) >= calls)
         placed = time.perf_counter() - started
         await arrived(lambda: sum(linkedid in received for linkedid in rung) >= calls)
+        scheduled = clock.since(scheduled, calls)
         product = [(received[linkedid] - at) * 1000 for linkedid, (at, _) in rung.items() if linkedid in received]
         if not product:
             raise CommandError("no pop-up arrived")
@@ -168,6 +172,7 @@ async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Si
             "p99_to_channel_layer": round(product_ms["p99"] / layer_ms["p99"], 1),
         },
         "target": {"p99_ms": TARGET_P99_MS, "met": product_ms["p99"] <= TARGET_P99_MS},
+        "cpu_per_call_ms": scheduled,
     }
 
 
@@ -222,6 +227,60 @@ def percentiles(latencies: list[float]) -> dict:
         return round(latencies[min(len(latencies) - 1, int(len(latencies) * share))], 2)
 
     return {"p50": round(statistics.median(latencies), 2), "p95": at(0.95), "p99": at(0.99), "max": round(latencies[-1], 2)}
+
+
+class SchedulerClock:
+    """Where the measured calls' CPU went, and how long each part waited for a free core, from the kernel's scheduler
+    statistics (/proc/<pid>/task/<tid>/schedstat, nanoseconds: time on a CPU, time runnable but waiting for one).
+
+    Parts: the processes given by pid, and every PostgreSQL and Redis process on the machine. A thread that ends
+    meanwhile takes its time with it.
+    """
+
+    SERVERS = {"postgres": "database", "redis-server": "redis"}
+
+    def __init__(self, pids: dict[str, list[int]]):
+        self.pids = pids
+
+    def parts(self) -> dict[str, list[int]]:
+        parts = {name: list(pids) for name, pids in self.pids.items()} | {name: [] for name in self.SERVERS.values()}
+        for entry in Path("/proc").iterdir():
+            try:
+                name = self.SERVERS.get((entry / "comm").read_text().strip()) if entry.name.isdigit() else None
+            except OSError:
+                continue
+            if name:
+                parts[name].append(int(entry.name))
+        return parts
+
+    def read(self) -> dict[str, tuple[int, int]]:
+        """Each part's threads: (nanoseconds on a CPU, nanoseconds waiting for one) so far, by "pid/tid"."""
+        threads = {}
+        for name, pids in self.parts().items():
+            for pid in pids:
+                for task in Path(f"/proc/{pid}/task").glob("*"):
+                    try:
+                        running, waiting = map(int, (task / "schedstat").read_text().split()[:2])
+                    except (OSError, ValueError):
+                        continue
+                    threads[f"{name}/{pid}/{task.name}"] = (running, waiting)
+        return threads
+
+    def since(self, before: dict[str, tuple[int, int]], calls: int) -> dict:
+        """Milliseconds a call, by part, from `before` to now; a thread started meanwhile counts from zero."""
+        figures = {name: {"cpu": 0.0, "waiting_for_a_core": 0.0} for name in [*self.pids, *self.SERVERS.values()]}
+        for thread, (running, waiting) in self.read().items():
+            was_running, was_waiting = before.get(thread, (0, 0))
+            part = figures[thread.split("/", 1)[0]]
+            part["cpu"] += (running - was_running) / 1e6 / calls
+            part["waiting_for_a_core"] += (waiting - was_waiting) / 1e6 / calls
+        figures = {name: {key: round(value, 3) for key, value in part.items()} for name, part in figures.items()}
+        figures["total_cpu"] = round(sum(part["cpu"] for part in figures.values()), 3)
+        figures["cores"] = os.cpu_count()
+        figures["what"] = ("from the first measured call to the last pop-up, per call: each part's time on a CPU and its threads' "
+                           "time ready to run but waiting for a core (the kernel's scheduler statistics); bench is this process, the "
+                           "simulator and the operators' pages")
+        return figures
 
 
 def wait_until(condition, what: str, timeout: float = 30) -> None:
