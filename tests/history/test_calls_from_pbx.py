@@ -99,3 +99,18 @@ def test_what_the_log_held_is_read_before_the_same_transaction_writes(operator_u
         calls_add_rung([("new.1", boris.pk)])
         assert set(written()) == {"held.1", "new.1"}
         assert earlier() == [("held.1", operator_user.pk, T0, None, Call.Source.AMI, [boris.pk, operator_user.pk])]
+
+
+def test_whatever_the_pbx_names_things_every_value_arrives_as_it_was(operator_user):
+    odd = ['sip"1\\2,3', "{x}", "NULL", " Иван ", ""]
+    calls = [picture(f"odd.{linkedid}", extension=extension, phone=extension, operator_id=operator_user.pk)
+             for linkedid, extension in zip(odd, reversed(odd))]
+    written = calls_save_from_pbx(calls)
+    assert set(written) == {f"odd.{linkedid}" for linkedid in odd}
+    rows = {row.linkedid: row for row in Call.objects.all()}
+    assert [(rows[call.linkedid].extension, rows[call.linkedid].phone) for call in calls] == [(call.extension, call.phone) for call in calls]
+    calls_add_rung([(call.linkedid, operator_user.pk) for call in calls])
+    recordings_add([(call.linkedid, f"{call.linkedid}/{call.extension}.wav", 3) for call in calls])
+    assert sorted(Recording.objects.values_list("call__linkedid", "file")) == sorted((call.linkedid, f"{call.linkedid}/{call.extension}.wav") for call in calls)
+    held = calls_written([call.linkedid for call in calls])()
+    assert sorted((linkedid, users) for linkedid, *_, users in held) == sorted((call.linkedid, [operator_user.pk]) for call in calls)
