@@ -28,8 +28,9 @@ from django.db.models import Q
 
 from clients.bulk import ClientCopy, ClientStream, insert_clients, model_field, update_clients
 from clients.lookups import one_of
-from clients.models import PHONE_FIELDS, Client, fold, fold_all, search_columns
+from clients.models import PHONE_FIELDS, Client, digits_reversed, fold, fold_all, search_columns
 from clients.rows import COLUMNS, DICTIONARY_FIELDS, Chunk, ColumnParser, RowError
+from clients.services import phone_column_condition
 from clients.signals import phones_changed
 from simplecalls.db import array_literal
 
@@ -265,8 +266,7 @@ class Upserter:
         known = {row["card_number"] for row in existing.values()}
         phones = {values[name] for _, values in batch if values.get("card_number") not in known for name in PHONE_FIELDS if values.get(name)}
         for name in PHONE_FIELDS if phones else ():
-            # Spelled out so the planner matches the partial index even for arrays of thousands.
-            existing.update((row["id"], row) for row in self.clients(Q(**{f"{name}__isnull": False}) & one_of(name, phones)))
+            existing.update((row["id"], row) for row in self.clients(phone_column_condition(name, phones)))
         return list(existing.values())
 
     def clients(self, condition: Q) -> list[dict]:
@@ -332,9 +332,10 @@ def keys_taken(cards: set[str], phones: set[str]) -> set[str]:
     table = Client._meta.db_table
     # A card through its folded index, as `existing_for` does.
     queries, params = [f"SELECT search_card FROM {table} WHERE search_card IS NOT NULL AND search_card = ANY(%s::text[])"], [array_literal(cards)]
-    for name in PHONE_FIELDS if phones else ():
-        queries.append(f"SELECT {name} FROM {table} WHERE {name} IS NOT NULL AND {name} = ANY(%s::text[])")
-        params.append("{" + ",".join(phones) + "}")  # E.164: nothing to quote
+    keys = "{" + ",".join(digits_reversed(phone) for phone in phones) + "}"  # digits, and E.164: nothing to quote
+    for name in PHONE_FIELDS if phones else ():  # through the phone's reversed digits, as `phone_column_condition`
+        queries.append(f"SELECT {name} FROM {table} WHERE {name}_reversed IS NOT NULL AND {name}_reversed = ANY(%s::text[]) AND {name} = ANY(%s::text[])")
+        params += [keys, "{" + ",".join(phones) + "}"]
     with index_scans_only(), connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(queries), params)
         return {key for key, in cursor.fetchall()}

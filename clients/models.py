@@ -174,13 +174,12 @@ class Client(models.Model):
         verbose_name_plural = _("clients")
         ordering = ["last_name", "first_name", "middle_name", "id"]
         # Empty phones, cards and foreign keys are NULL and left out of the partial indexes: a lookup reads only
-        # real values, and an import writes no entry for them. A card number is found through search_card.
+        # real values, and an import writes no entry for them. A card number is found through search_card, a whole
+        # phone number through its reversed digits (clients.services.phone_condition).
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="client_name_idx"),
             *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
               for name in FOREIGN_KEYS),
-            *(models.Index(fields=[name], name=f"client_{name}_idx", condition=models.Q(**{f"{name}__isnull": False}))
-              for name in PHONE_FIELDS),
             prefix_index("client_search_name_idx", "search_name"),
             prefix_index("client_search_first_name_idx", "search_first_name"),
             *(prefix_index(f"client_{name.removeprefix('phone_')}_rev_idx", f"{name}_reversed",

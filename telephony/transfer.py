@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clients.models import Client
+from clients.models import Client, digits_reversed
 from clients.phones import phone_normalize
 from clients.services import phone_condition
 from simplecalls.db import server_bound
@@ -173,7 +173,7 @@ def fallback_steps(e164: str):
     return RouteFallback.objects.filter(is_active=True).values_list("extension")
 
 
-NUMBER = "+0"  # what a query is compiled with; each occurrence is the caller's number when it runs
+NUMBER = "+0"  # what a query is compiled with; each occurrence (and of its reversed digits) is the caller's number's when it runs
 
 
 def fetch(query, e164: str = "") -> list[tuple]:
@@ -185,8 +185,9 @@ def fetch(query, e164: str = "") -> list[tuple]:
     if connection.vendor != "postgresql":
         return list(query(e164))
     sql, params = compiled(query)
+    number = {NUMBER: e164, digits_reversed(NUMBER): digits_reversed(e164)}  # as phone_condition binds it
     with server_bound(connection.cursor()) as cursor:
-        cursor.execute(sql, [e164 if param == NUMBER else param for param in params])
+        cursor.execute(sql, [number.get(param, param) if isinstance(param, str) else param for param in params])
         return cursor.fetchall()
 
 

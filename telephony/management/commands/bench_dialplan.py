@@ -21,7 +21,7 @@ from clients.demo import mobile_digits
 from clients.management.commands.bench_lookup import NUMBERS_FROM, PREFIX
 from clients.management.commands.bench_lookup import Command as BenchLookup
 from clients.models import Client
-from clients.services import phone_condition
+from clients.services import phone_condition, phone_params
 from simplecalls.env import database_url
 from telephony.management.commands.bench_failover import free_port, port_open
 from telephony.models import Operator, RouteDecision, RouteFallback
@@ -224,12 +224,14 @@ async def measure_psycopg(numbers: list[tuple[str, bool]], concurrency: int) -> 
         idle.put_nowait(conn)
     requests = {}
     for name, queryset in queries.items():
-        sql, params = queryset.query.sql_with_params()  # every parameter is the number
+        sql, params = queryset.query.sql_with_params()  # the number's parameters alone
+        if len(params) != len(phone_params({"+70000000000"})):
+            raise CommandError(f"the {name} statement binds more than the number: {params}")
 
-        async def one(index, sql=sql, width=len(params)):
+        async def one(index, sql=sql):
             conn = await idle.get()
             try:
-                cursor = await conn.execute(sql, [e164s[index]] * width)
+                cursor = await conn.execute(sql, phone_params({e164s[index]}))
                 rows = await cursor.fetchall()
             finally:
                 idle.put_nowait(conn)
