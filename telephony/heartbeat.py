@@ -2,7 +2,8 @@
 
 Every `pbx_listen` keeps one of `SLOTS` cache keys (Redis in production) holding who it is, whether
 it is connected to the PBX and leads, when its step loop last turned and when an AMI event last
-arrived. The cache cannot list keys, so a fixed set of slots is read in one go (as
+arrived, and what it has done since it started and where that time went (the stages of
+telephony/listener.py). The cache cannot list keys, so a fixed set of slots is read in one go (as
 telephony/presence.py does); a slot is claimed with an atomic `add`, rewritten every `BEAT_EVERY`
 seconds by a thread of the listener's own (a slow Redis never holds up a call), and lives
 `HEARTBEAT_TTL` seconds: a killed listener's slot frees itself. `pbx_check` and `/healthz` read them.
@@ -62,6 +63,8 @@ class Heartbeat:
             "id": self.id, "pbx": self.pbx, "host": socket.gethostname(), "pid": os.getpid(),
             "leading": self.listener.leading, "connected": self.connected.is_set(),
             "beat": time.time(), "stepped": self.stepped_at, "last_event": self.event_at,
+            # Copies: the step loop goes on adding to them (their keys are fixed, so copying in this thread is safe).
+            "spent": dict(self.listener.spent), **dict(self.listener.counts),
         }
 
     def beat(self) -> None:

@@ -46,6 +46,10 @@ SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the interpreter while anot
 # Open rows nobody tracks (their listener died) are closed only once this old: an originate may not have a channel yet.
 UNTRACKED_GRACE = datetime.timedelta(minutes=1)
 LINKEDID_MAX = Call._meta.get_field("linkedid").max_length
+# Where the step loop's time goes: reducing the events; reading what the log and the client base hold of the calls
+# first seen, and building the rows; the write transaction; the live messages built and handed to the push thread.
+# The heartbeat shows them, and bench_popup.
+STAGES = ("reducing", "reading", "writing", "telling")
 
 
 @dataclass
@@ -100,6 +104,8 @@ class Listener:
     _silence_checked_at: float = field(default_factory=time.monotonic)
     _db_retry_at: float = 0.0
     _db_down_since: float | None = None
+    spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # seconds in each stage, since start
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("events", "batches", "calls_written"), 0))
 
     def __post_init__(self):
         # Three threads share the interpreter: the AMI reader parses in bursts, and without this the
@@ -127,8 +133,11 @@ class Listener:
         except queue.Empty:
             pass
         reset_queries()  # with DEBUG on, Django would otherwise keep every statement of a daemon
+        started = time.perf_counter()
         for headers, received_at in items:
             self.changed(self.tracker.apply(headers, received_at))
+        self.timed("reducing", started)
+        self.counts["events"] += len(items)
         if time.monotonic() - self._silence_checked_at > SILENCE_CHECK_EVERY:
             self._silence_checked_at = time.monotonic()
             self.close_silent(timezone.now())
@@ -212,6 +221,7 @@ class Listener:
         """At most two round trips on PostgreSQL. What the log held of the calls first written now, and who is calling; then,
         in one transaction, the lease's fence with the rows, the operators rung and the recordings: the database
         refuses the fence itself, so no lock is held while this listener looks at an answer. The news go after."""
+        started = time.perf_counter()
         operators = self.operators(wanted={ext for state in states for ext in [state.extension, *state.extensions_rung] if ext})
         unread = [state.linkedid for state in states if state.linkedid not in self.sent or not self.sent[state.linkedid].row_read]
         rung = {state.linkedid: [operators[ext] for ext in state.extensions_rung if ext in operators] for state in states}
@@ -226,6 +236,7 @@ class Listener:
         self.told_before(states, earlier())
         self.callers_found(fresh, callers())
         calls = [self.call_row(state, operators) for state in states]
+        started = self.timed("reading", started)
         fencing = self.lease.fencing() if self.lease is not None else contextlib.nullcontext()
         with fencing, pipelined_transaction():
             if self.lease is not None:
@@ -234,6 +245,7 @@ class Listener:
             calls_add_rung([(linkedid, user_id) for linkedid, users in rung.items() for user_id in users])
             recordings_add([(state.linkedid, state.recording, state.billsec) for state in states if state.recording and state.is_over])
         written()
+        started = self.timed("writing", started)
         # A row finished by another hand (the CDR, the last leader) still has its news.
         skipped = [call.linkedid for call in calls if call.pk is None]
         finished = {row.linkedid: row for row in Call.objects.filter(linkedid__in=skipped)} if skipped else {}
@@ -248,6 +260,14 @@ class Listener:
             transaction.on_commit(lambda: self.publish(outbox))
         for state in states:
             self.forget(state)
+        self.timed("telling", started)
+        self.counts["batches"] += 1
+        self.counts["calls_written"] += len(states)
+
+    def timed(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.spent[stage] += now - started
+        return now
 
     def told_before(self, states: list[CallState], rows: list[tuple]) -> None:
         """What each call's operators were already told, from the row another hand wrote before this listener did."""

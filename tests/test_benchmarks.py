@@ -78,6 +78,9 @@ def test_bench_popup_prints_latency_percentiles(settings):
     parts = [part for part in cpu.values() if isinstance(part, dict)]
     assert {"database", "redis"} <= cpu.keys() and all(part["waiting_for_a_core"] >= 0 for part in parts)
     assert cpu["total_cpu"] == pytest.approx(sum(part["cpu"] for part in parts), abs=0.01) and cpu["cores"] == os.cpu_count()
+    stages = figures["listener_ms_per_call"]
+    assert all(stages[stage] > 0 for stage in ("reducing", "reading", "writing", "telling")), "each call went through every stage"
+    assert stages["events_per_call"] >= 2 and stages["calls_per_batch"] >= 1
 
 
 def test_bench_failover_loses_doubles_and_leaves_open_nothing():

@@ -7,8 +7,8 @@ from django.core.cache import cache
 
 from telephony.heartbeat import SLOTS, Heartbeat, listener_heartbeats
 from telephony.leader import Lease
-from telephony.listener import Listener
-from tests.helpers import wait_for
+from telephony.listener import STAGES, Listener
+from tests.helpers import transcript_events, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +63,18 @@ def test_a_cache_that_fails_never_raises_into_the_listener(settings, caplog):
     beat.beat()
     assert beat.slot is None
     assert sum(record.message.startswith("listener heartbeat not written") for record in caplog.records) == 1, "said once, not every beat"
+
+
+@pytest.mark.django_db
+def test_the_heartbeat_says_what_the_listener_did_and_where_its_time_went(operator_user):
+    from tests.telephony.test_listener import replay
+
+    beat = Heartbeat(Listener(), "10.0.0.1:5038", threading.Event(), threading.Event())  # the only listener: it writes
+    before = beat.value()
+    assert before["spent"] == dict.fromkeys(STAGES, 0.0) and before["events"] == before["batches"] == before["calls_written"] == 0
+    replay(beat.listener, "inbound__answered")
+    beat.beat()
+    [after] = listener_heartbeats("10.0.0.1:5038")
+    assert after["events"] == len(transcript_events("inbound__answered.txt")) and after["calls_written"] >= after["batches"] >= 1
+    assert all(after["spent"][stage] > 0 for stage in STAGES), after["spent"]
+    assert before["spent"] == dict.fromkeys(STAGES, 0.0), "a beat keeps the figures of its moment"

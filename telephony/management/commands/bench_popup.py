@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from history.models import Call
 from simplecalls.env import database_url
+from telephony.heartbeat import listener_heartbeats
+from telephony.listener import STAGES
 from telephony.management.commands.bench_failover import free_port, port_open
 from telephony.models import ListenerLease, Operator
 from telephony.realtime import operator_group
@@ -69,7 +71,8 @@ class Command(BaseCommand):
             wait_until(lambda: any(session.authenticated for session in simulator.sessions), "pbx_listen")
             wait_until(lambda: ListenerLease.objects.filter(name=ami_address, expires_at__gt=timezone.now()).exists(), "the listener's lease")
             clock = SchedulerClock({"listener": [processes[1].pid], "web": [processes[0].pid], "bench": [os.getpid()]})
-            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000, warm_up, clock))
+            figures = asyncio.run(measure(f"127.0.0.1:{web_port}", pages, simulator, loop, calls, spread_ms / 1000, warm_up, clock,
+                                          (ami_address, processes[1].pid)))
         finally:
             for process in processes:
                 process.terminate()
@@ -97,7 +100,7 @@ def operator_sessions(count: int) -> list[tuple[str, int, str]]:
 
 
 async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Simulator, simulator_loop, calls: int, spread: float, warm_up: int,
-                  clock: "SchedulerClock") -> dict:
+                  clock: "SchedulerClock", listener: tuple[str, int]) -> dict:
     received: dict[str, float] = {}
     rung: dict[str, tuple[float, str]] = {}  # linkedid → when the simulator wrote its DialBegin, and the extension it rang
     sample: list[dict] = []  # one call.ringing as the product sent it: the floor's messages are copies of it
@@ -141,12 +144,14 @@ async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Si
             await arrived(lambda: len(rung) >= warm_up and all(linkedid in received for linkedid in rung))
             await asyncio.sleep(1.0)  # the warm-up calls have ended
             rung.clear()
+        before = await listener_beat(*listener)
         started, scheduled = time.perf_counter(), clock.read()
         await placed_in_simulator(calls, "7903", 8, 1)
         await arrived(lambda: len(rung) >= calls)
         placed = time.perf_counter() - started
         await arrived(lambda: sum(linkedid in received for linkedid in rung) >= calls)
         scheduled = clock.since(scheduled, calls)
+        stages = listener_stages(before, await listener_beat(*listener), calls)
         product = [(received[linkedid] - at) * 1000 for linkedid, (at, _) in rung.items() if linkedid in received]
         if not product:
             raise CommandError("no pop-up arrived")
@@ -173,6 +178,7 @@ async def measure(address: str, pages: list[tuple[str, int, str]], simulator: Si
         },
         "target": {"p99_ms": TARGET_P99_MS, "met": product_ms["p99"] <= TARGET_P99_MS},
         "cpu_per_call_ms": scheduled,
+        "listener_ms_per_call": stages,
     }
 
 
@@ -212,6 +218,29 @@ async def layer_round_trips(count: int) -> list[float]:
             times.append((time.perf_counter() - started) * 1000)
     await layer.group_discard("bench-floor", channel)
     return times
+
+
+async def listener_beat(pbx: str, pid: int, timeout: float = 30) -> dict:
+    """The listener's next heartbeat: what it has done since it started, and where the time went."""
+    asked_at, deadline = time.time(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for beat in listener_heartbeats(pbx):
+            if beat["pid"] == pid and beat["beat"] > asked_at:
+                return beat
+        await asyncio.sleep(0.05)
+    raise CommandError("the listener wrote no heartbeat")
+
+
+def listener_stages(before: dict, after: dict, calls: int) -> dict:
+    """The listener's step loop over the measured calls, from two heartbeats: wall time in each stage, per call."""
+    batches = after["batches"] - before["batches"]
+    return {
+        **{stage: round((after["spent"][stage] - before["spent"][stage]) * 1000 / calls, 3) for stage in STAGES},
+        "events_per_call": round((after["events"] - before["events"]) / calls, 1),
+        "calls_per_batch": round((after["calls_written"] - before["calls_written"]) / batches, 1) if batches else None,
+        "what": "the listener's step loop, from its heartbeats before and after the measured calls: the wall time of each stage "
+                "(telephony/listener.py), waits for the database and for a core included, per call",
+    }
 
 
 async def arrived(condition, timeout: float = 30) -> None:
