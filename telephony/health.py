@@ -276,6 +276,9 @@ def check_listeners(pbx: str, lease: LeaseState | None, beats: list[dict], error
                 "restart that pbx_listen; its log says what it was doing."
             ))
         else:
+            if leader and "batches" in leader:  # what it has done (a listener of an earlier version does not say)
+                detail += " " + _("Since it started: AMI events — %(events)s, write transactions — %(batches)s.") % {
+                    "events": leader["events"], "batches": leader["batches"]}
             yield Verdict("OK", leader_what, detail)
     standbys = [beat for beat in beats if lease is None or beat.get("id") != lease.holder]
     alive = [beat for beat in standbys if beat.get("connected") and beat.get("stepped") and time.time() - beat["stepped"] < STALE]

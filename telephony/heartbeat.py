@@ -30,6 +30,7 @@ HEARTBEAT_TTL = 30
 BEAT_EVERY = 2.0
 STALE = 15.0  # a listener whose step loop has not turned for this long is stuck or cut off
 
+
 def heartbeat_key(slot: int) -> str:
     return f"listener:{slot}"
 

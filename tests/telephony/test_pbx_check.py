@@ -1,6 +1,7 @@
 """`pbx_check` and the admin's «PBX check» page: the simulator over TCP, real listeners, the database."""
 
 import io
+import re
 import socket
 
 import pytest
@@ -64,6 +65,7 @@ def verdict(lines: list[str], what: str) -> str:
 
 def test_a_good_setup_passes_every_check(pbx, leader_and_standby):
     pbx.call("inbound_answered", extensions=["100"])  # events for the listeners, a CDR row, a recording
+    wait_for(lambda: any(beat["batches"] for beat in listener_heartbeats(pbx.config().address)))  # the leader wrote it, and said so
 
     lines, failed = check()
 
@@ -73,6 +75,8 @@ def test_a_good_setup_passes_every_check(pbx, leader_and_standby):
     ]
     assert not failed
     assert "rows in the last 24 hours" in verdict(lines, "CDR source")
+    events, batches = re.search(r"Since it started: AMI events — (\d+), write transactions — (\d+)\.", verdict(lines, "Listener, leading")).groups()
+    assert int(events) > 0 and int(batches) > 0, "the leader has heard the call and written it"
 
 
 def test_wrong_credentials_fail_the_login_with_the_fix_and_exit_1(pbx, settings):
