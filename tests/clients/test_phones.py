@@ -145,3 +145,8 @@ def test_the_importers_reading_is_what_phonenumbers_validity_gives_on_many_typed
     strict = [phone_parse(raw, region=region, strict=True) for raw in forms]
     assert fast == [phonenumbers.format_number(number, 0) if number else "" for number in strict]
     assert sum(map(bool, fast)) > len(forms) // 10, "valid numbers are well represented"
+
+
+def test_what_is_typed_between_digits_is_every_whitespace_bracket_dot_and_dash():
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert every.translate(phones.TYPING_DELETED) == phones.TYPING.sub("", every)
