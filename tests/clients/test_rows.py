@@ -6,7 +6,7 @@ import pytest
 
 from clients.bulk import ClientCopy
 from clients.models import search_columns, search_columns_of
-from clients.rows import COLUMNS, ColumnParser, RowError, RowParser, parse_cell
+from clients.rows import COLUMNS, PLAIN_EMAILS, ColumnParser, RowError, RowParser, parse_cell
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,8 @@ CELLS = {
     "birth_year": ["", "1964", "1899", "abc"],
     "phone_mobile": ["", "8 (916) 123-45-67", "+7 916 123 45 67", "12345", "+44 20 7946 0958", "８９１６１２３４５６７", "8-800-555-35-35"],
     "phone_home": ["", "74993690439", "not a phone"],
-    "email": ["", "a@b.ru", "x@localhost", "bad@", "a@[127.0.0.1]", "ivan@пример.рф", "@b.ru"],
+    "email": ["", "", "", "a@b.ru", "x@localhost", "bad@", "a@[127.0.0.1]", "ivan@пример.рф", "@b.ru", "Ivan.Petrov+tag@Mail.Example.RU",
+              "a..b@x.ru", "ſ@b.ru", "a\n@b.ru", "x" * 249 + "@b.ru", "x" * 250 + "@b.ru"],
     "no_sms": ["", "да", "НЕТ", "maybe", "+"],
     "postcode": ["", "170879", "1" * 21],
     "ad_source": ["", "Сайт", "с" * 201],
@@ -95,3 +96,18 @@ def parses(name: str, cell: str) -> bool:
         return "\x00" not in cell and (not cell.strip() or parse_cell(name, cell.strip()) is not None)
     except RowError:
         return False
+
+
+def test_every_address_the_column_takes_at_once_is_one_the_row_parser_takes():
+    rng = random.Random(13)
+    local = ["a", "Z", "0", "-", ".", "_", "+", "'", "ſ", "K", " ", '"', "я", "@", "x" * 40]
+    labels = ["b", "B-c", "-b", "b-", "xn--p1ai", "пример", "0", "b" * 63, "b" * 64, "", "K"]
+    ends = ["ru", "RU", "r", "r-", "1", "xn--p1ai", "рф", "com."]
+    addresses = {
+        "".join(rng.choices(local, k=rng.randrange(1, 6))) + "@" + ".".join(rng.choices(labels, k=rng.randrange(0, 4)) + [rng.choice(ends)])
+        for _ in range(30_000)
+    }
+    plain = set(PLAIN_EMAILS.findall("\n".join(addresses)))
+    assert len(plain) > 500 and len(addresses - plain) > 10_000, "the corpus has plain addresses and others"
+    for address in plain:
+        assert parse_cell("email", address) == address
