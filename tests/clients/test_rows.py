@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 # Cells that parse, cells that do not, and cells that only look empty, column by column.
 CELLS = {
-    "last_name": ["Иванов", " Ёлкин ", "", "  ", "=HYPERLINK(1)", "Ш" * 100, "Ш" * 101, "back\\slash\ttab", "ΣΊΣΥΦΟΣ", "Straße", "\x00"],
+    "last_name": ["Иванов", " Ёлкин ", "", "  ", "=HYPERLINK(1)", "Ш" * 100, "Ш" * 101, "back\\slash", "tab\there", "cr\rlf", "ΣΊΣΥΦΟΣ", "Straße", "\x00"],
     "first_name": ["Иван", "", "ЁЖИК", "ﬁlm", "a\nb"],
     "middle_name": ["", "Петрович", "\u00a0"],
     "sex": ["", "м", "Ж", "female", "x"],
