@@ -56,12 +56,23 @@ def search_columns_of(columns: dict[str, list], count: int) -> dict[str, list]:
     cards = [card or None for card in fold_all(columns.get("card_number", empty))]
     keys = {"search_name": names, "search_first_name": first_names}
     for name in PHONE_FIELDS:
-        phones = columns.get(name, empty)
-        reversed_phones = {phone: digits_reversed(phone) for phone in set(phones)}
-        keys[f"{name}_reversed"] = list(map(reversed_phones.__getitem__, phones))
+        keys[f"{name}_reversed"] = digits_reversed_all(columns.get(name, empty))
     keys["search_card"] = cards
     keys["search_card_reversed"] = [card and card[::-1] for card in cards]
     return keys
+
+
+def digits_reversed_all(phones: list) -> list[str | None]:
+    """`digits_reversed` of each phone (None or "" for none): for a column of E.164 numbers, as the importer reads them,
+    the whole column reversed at once."""
+    joined = "\x00".join([phone or "" for phone in phones])
+    numbers = len(phones) - phones.count(None) - phones.count("")
+    digits = joined.replace("+", "").replace("\x00", "")
+    separated = joined.count("\x00") == max(len(phones) - 1, 0)  # no NUL of a phone's own
+    if separated and joined.isascii() and digits.isdecimal() and joined.count("+") == ("\x00" + joined).count("\x00+") == numbers:  # "+" then digits
+        return [key or None for key in reversed(joined[::-1].replace("+", "").split("\x00"))]
+    reversed_phones = {phone: digits_reversed(phone) for phone in set(phones)}
+    return list(map(reversed_phones.__getitem__, phones))
 
 
 def fold_all(texts: list) -> list[str]:

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from clients.bulk import ClientCopy
-from clients.models import search_columns, search_columns_of
+from clients.models import digits_reversed, digits_reversed_all, search_columns, search_columns_of
 from clients.rows import COLUMNS, PLAIN_EMAILS, ColumnParser, RowError, RowParser, parse_cell
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +111,14 @@ def test_every_address_the_column_takes_at_once_is_one_the_row_parser_takes():
     assert len(plain) > 500 and len(addresses - plain) > 10_000, "the corpus has plain addresses and others"
     for address in plain:
         assert parse_cell("email", address) == address
+
+
+def test_a_column_of_phones_reversed_at_once_is_each_phone_reversed():
+    rng = random.Random(17)
+    forms = ["+79031234567", "+74993690439", "+", "+7", None, "", "+7+903", "+７903", "89031234567", "+7 903", "+7\x00", "abc"]
+    for size in (0, 1, 2, 5, 50):
+        for _ in range(300):
+            phones = [rng.choice(forms) for _ in range(size)]
+            assert digits_reversed_all(phones) == [digits_reversed(phone) for phone in phones], phones
+    e164 = [f"+7903{rng.randrange(10**7):07d}" if rng.random() < 0.7 else None for _ in range(1000)]
+    assert digits_reversed_all(e164) == [digits_reversed(phone) for phone in e164]
