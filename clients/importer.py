@@ -128,7 +128,9 @@ class Upserter:
             started = self.report.timed("matching", started)
             self.stream.write(lines if len(streamed) == len(lines) else [lines[index] for index in streamed])
             self.report.created += len(streamed)
-            self.streamed_phones.update(column[index] for index in streamed for column in phones if column[index])
+            for column in phones:  # each row's, all of them when all are new (as in most chunks of a file of new clients)
+                self.streamed_phones.update(column if len(streamed) == len(column) else [column[index] for index in streamed])
+            self.streamed_phones.difference_update((None, ""))
             started = self.report.timed("writing", started)
         if len(streamed) < len(chunk):
             matched = [index for index, is_new in enumerate(new) if not is_new]
