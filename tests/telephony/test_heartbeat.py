@@ -9,6 +9,7 @@ from telephony.heartbeat import SLOTS, Heartbeat, listener_heartbeats
 from telephony.leader import Lease
 from telephony.listener import STAGES, Listener
 from tests.helpers import transcript_events, wait_for
+from tests.telephony.test_listener import replay
 
 
 @pytest.fixture(autouse=True)
@@ -67,8 +68,6 @@ def test_a_cache_that_fails_never_raises_into_the_listener(settings, caplog):
 
 @pytest.mark.django_db
 def test_the_heartbeat_says_what_the_listener_did_and_where_its_time_went(operator_user):
-    from tests.telephony.test_listener import replay
-
     beat = Heartbeat(Listener(), "10.0.0.1:5038", threading.Event(), threading.Event())  # the only listener: it writes
     before = beat.value()
     assert before["spent"] == dict.fromkeys(STAGES, 0.0) and before["events"] == before["batches"] == before["calls_written"] == 0
